@@ -115,8 +115,22 @@ func (p *Pipeline) Health(h ingest.Health) {
 	}
 }
 
-// Close ends every device's open events at its newest sample time, then
-// flushes and closes the sinks. Call it after ingest has drained.
+// EndStreams ends every device's open events at its newest sample time, as
+// at the end of a recording. A service that is only restarting must not call
+// it: the wearer's cramp has not ended because the service stopped.
+func (p *Pipeline) EndStreams() {
+	p.mu.Lock()
+	devs := make([]*device, 0, len(p.devices))
+	for _, d := range p.devices {
+		devs = append(devs, d)
+	}
+	p.mu.Unlock()
+	for _, d := range devs {
+		d.det.Close(d.last)
+	}
+}
+
+// Close flushes and closes the sinks. Call it after ingest has drained.
 func (p *Pipeline) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -124,11 +138,7 @@ func (p *Pipeline) Close(ctx context.Context) error {
 		return nil
 	}
 	p.closed = true
-	devs := p.devices
 	p.mu.Unlock()
-	for _, d := range devs {
-		d.det.Close(d.last)
-	}
 	var errs []error
 	for _, s := range p.out.sinks {
 		if err := s.Close(ctx); err != nil {
