@@ -1,0 +1,245 @@
+// Package eventpub publishes detected events as JSON on the MQTT topic
+// {prefix}/{device}/events (QoS 1, not retained), so apps can show a cramp as
+// it happens. It also defines Event, the one JSON form of an event, which the
+// local journal reuses: an event looks the same on disk and on the wire.
+//
+// Sink implements pipeline.Sink: events are queued without blocking the
+// pipeline and published in order by one background goroutine; envelope,
+// motion and health are not published here and are ignored.
+package eventpub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crampwatch/crampwatch/detect"
+	"github.com/crampwatch/crampwatch/ingest"
+	"github.com/crampwatch/crampwatch/store/sinkmetrics"
+)
+
+// Publisher sends one MQTT message. The MQTT client in mqttclient implements
+// it; it must honour ctx.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, qos byte, retained bool, payload []byte) error
+}
+
+// DefaultPrefix is the topic prefix of wire contract v1.
+const DefaultPrefix = "crampwatch/v1"
+
+// Config configures a Sink. Zero values take the documented defaults.
+type Config struct {
+	// Prefix is the topic prefix; default DefaultPrefix.
+	Prefix string
+	// QueueSize bounds the events waiting to be published; default 1024.
+	// Events are few (a handful per device and night), so a full queue means
+	// the broker has been unreachable for long; further events are counted as
+	// dropped.
+	QueueSize int
+	// PublishTimeout bounds one publish attempt; default 10 s.
+	PublishTimeout time.Duration
+	// RetryFor is how long one event is retried before it is counted as
+	// dropped; default 1 min. Later events wait meanwhile, so that an app
+	// never sees a cramp's "ended" before its "ongoing".
+	RetryFor time.Duration
+	// Logger receives publish failures; default slog.Default().
+	Logger *slog.Logger
+}
+
+const (
+	sinkName    = "eventpub"
+	measurement = "events"
+	qos         = 1
+)
+
+// Sink publishes events. Create it with New; it is safe for concurrent use.
+type Sink struct {
+	pub     Publisher
+	cfg     Config
+	log     *slog.Logger
+	metrics *sinkmetrics.Sink
+
+	written, errs, dropped prometheus.Counter
+
+	mu      sync.RWMutex // guards closed against the send in Event
+	closed  bool
+	queue   chan detect.Event
+	closing chan struct{}
+	done    chan struct{}
+
+	ctx    context.Context // cancelled when Close gives up
+	cancel context.CancelFunc
+}
+
+// New starts a Sink that publishes through pub. Metrics are registered with
+// reg (nil: not registered).
+func New(pub Publisher, cfg Config, reg prometheus.Registerer) (*Sink, error) {
+	if pub == nil {
+		return nil, errors.New("eventpub: nil Publisher")
+	}
+	cfg.Prefix = strings.TrimSuffix(cfg.Prefix, "/")
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(cfg.Prefix, "+#") {
+		return nil, fmt.Errorf("eventpub: prefix %q contains an MQTT wildcard", cfg.Prefix)
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 1024
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 10 * time.Second
+	}
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	m, err := sinkmetrics.New(reg)
+	if err != nil {
+		return nil, fmt.Errorf("eventpub: %w", err)
+	}
+	s := &Sink{
+		pub:     pub,
+		cfg:     cfg,
+		log:     cfg.Logger.With("sink", sinkName),
+		metrics: m.Sink(sinkName),
+		queue:   make(chan detect.Event, cfg.QueueSize),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	s.written, s.errs, s.dropped = s.metrics.Counters(measurement)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	go s.run()
+	return s, nil
+}
+
+// Topic returns the topic events of device are published on.
+func (s *Sink) Topic(device string) string {
+	return s.cfg.Prefix + "/" + device + "/events"
+}
+
+// Event queues e for publishing. It never blocks: if the queue is full or
+// the sink is closed, the event is counted as dropped and logged.
+func (s *Sink) Event(e detect.Event) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		s.drop(&e, "sink closed")
+		return
+	}
+	select {
+	case s.queue <- e:
+		s.metrics.SetDepth(len(s.queue))
+	default:
+		s.drop(&e, "queue full")
+	}
+}
+
+// Envelope is ignored: envelope points are not published on MQTT.
+func (s *Sink) Envelope(detect.Envelope) {}
+
+// Motion is ignored: motion points are not published on MQTT.
+func (s *Sink) Motion(detect.Motion) {}
+
+// Health is ignored: device health is not published on MQTT.
+func (s *Sink) Health(ingest.Health) {}
+
+// Close publishes the queued events and stops the sink. If ctx ends first,
+// it stops retrying, counts the unpublished events as dropped and returns
+// without waiting for a publish attempt that ignores its context.
+func (s *Sink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.closing)
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		return fmt.Errorf("eventpub: close: %w", ctx.Err())
+	}
+}
+
+func (s *Sink) drop(e *detect.Event, why string) {
+	s.dropped.Inc()
+	s.log.Error("event not published", "reason", why, "device", e.Device, "kind", e.Kind, "state", e.State, "onset", e.Onset)
+}
+
+func (s *Sink) run() {
+	defer close(s.done)
+	defer s.cancel()
+	for {
+		select {
+		case e := <-s.queue:
+			s.metrics.SetDepth(len(s.queue))
+			s.publish(&e)
+		case <-s.closing:
+			// Event sends nothing once closed is set, so the queue only
+			// shrinks from here.
+			for {
+				select {
+				case e := <-s.queue:
+					s.metrics.SetDepth(len(s.queue))
+					s.publish(&e)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// publish sends one event, retrying with exponential backoff for RetryFor.
+func (s *Sink) publish(e *detect.Event) {
+	if s.ctx.Err() != nil {
+		s.drop(e, "sink stopped")
+		return
+	}
+	payload, err := json.Marshal(FromDetect(e))
+	if err != nil {
+		s.errs.Inc()
+		s.drop(e, "encode: "+err.Error())
+		return
+	}
+	topic := s.Topic(e.Device)
+	deadline := time.Now().Add(s.cfg.RetryFor)
+	backoff := 100 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.PublishTimeout)
+		err := s.pub.Publish(ctx, topic, qos, false, payload)
+		cancel()
+		if err == nil {
+			s.written.Inc()
+			return
+		}
+		s.errs.Inc()
+		if s.ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
+			s.drop(e, "publish: "+err.Error())
+			return
+		}
+		s.log.Warn("publish failed, retrying", "topic", topic, "err", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			t.Stop()
+			s.drop(e, "sink stopped")
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
