@@ -23,7 +23,19 @@ const (
 	ReasonOutOfRange     Reason = "out_of_range"
 	ReasonBadTime        Reason = "bad_time"
 	ReasonDuplicateLabel Reason = "duplicate_channel"
+	ReasonMissingField   Reason = "missing_field"
 )
+
+// Reasons returns every rejection reason, so that metrics can create all
+// their label values up front and dashboards show zeros rather than gaps.
+func Reasons() []Reason {
+	return []Reason{
+		ReasonOversize, ReasonBadTopic, ReasonBadDevice, ReasonBadJSON, ReasonBadBinary,
+		ReasonBadVersion, ReasonUnknownChannel, ReasonUnknownSite, ReasonBadUnit, ReasonBadRate,
+		ReasonRagged, ReasonEmpty, ReasonNonFinite, ReasonOutOfRange, ReasonBadTime,
+		ReasonDuplicateLabel, ReasonMissingField,
+	}
+}
 
 // Error is a rejected message: a Reason for counting and a human-readable detail.
 type Error struct {

@@ -250,7 +250,7 @@ func (f *IMUFrame) End() int64 { return f.T0 + SpanMicros(f.Len(), f.Rate) }
 // StatusFrame is a device's health report, often retained.
 type StatusFrame struct {
 	T          int64     // Unix microseconds, device clock
-	BatteryPct float64   // 0..100
+	BatteryPct float64   // 0..100, or -1 if the frame did not carry it
 	Firmware   string    // free-form version string, at most 64 bytes
 	LeadOff    []Channel // channels whose electrodes report lead-off
 	RSSI       float64   // radio signal strength in dBm, 0 if unknown
