@@ -846,4 +846,3 @@ func printable(s string) bool {
 	}
 	return true
 }
-

@@ -55,6 +55,26 @@ type decodeCase struct {
 }
 
 func TestDecodeEMGJSON(t *testing.T) {
+	runDecodeCases(t, emgJSONCases(), decodeEMGCase(t))
+}
+
+func decodeEMGCase(t *testing.T) func(*Decoder, []byte) (func(), error) {
+	return func(d *Decoder, p []byte) (func(), error) {
+		var f EMGFrame
+		err := d.DecodeEMG(p, &f)
+		return func() { checkEMGInvariants(t, &f) }, err
+	}
+}
+
+func decodeIMUCase(t *testing.T) func(*Decoder, []byte) (func(), error) {
+	return func(d *Decoder, p []byte) (func(), error) {
+		var f IMUFrame
+		err := d.DecodeIMU(p, &f)
+		return func() { checkIMUInvariants(t, &f) }, err
+	}
+}
+
+func emgJSONCases() []decodeCase {
 	ten := "[" + strings.Repeat("1,", 9) + "1]"
 	nineCh := `["calf_left","calf_right","hamstring_left","hamstring_right","quadriceps_left","quadriceps_right","tibialis_left","tibialis_right","calf_left"]`
 	cases := []decodeCase{
@@ -141,18 +161,14 @@ func TestDecodeEMGJSON(t *testing.T) {
 
 		{"sample overflows float64", emgJSON("data", `[[1e400,0,0],[0,0,0]]`), ReasonNonFinite},
 	}
-	runDecodeCases(t, cases, func(d *Decoder, p []byte) (error, func()) {
-		var f EMGFrame
-		err := d.DecodeEMG(p, &f)
-		return err, func() { checkEMGInvariants(t, &f) }
-	})
+	return cases
 }
 
-func runDecodeCases(t *testing.T, cases []decodeCase, decode func(*Decoder, []byte) (error, func())) {
+func runDecodeCases(t *testing.T, cases []decodeCase, decode func(*Decoder, []byte) (func(), error)) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err, check := decode(NewDecoder(0), []byte(tc.payload))
+			check, err := decode(NewDecoder(0), []byte(tc.payload))
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("rejected valid payload: %v\n%s", err, clip(tc.payload))
@@ -201,7 +217,11 @@ func TestDecodeEMGJSONValues(t *testing.T) {
 }
 
 func TestDecodeIMUJSON(t *testing.T) {
-	cases := []decodeCase{
+	runDecodeCases(t, imuJSONCases(), decodeIMUCase(t))
+}
+
+func imuJSONCases() []decodeCase {
+	return []decodeCase{
 		{"valid", imuJSON(), ""},
 		{"valid thigh right", imuJSON("site", `"thigh_right"`), ""},
 		{"valid unknown field", imuJSON("seq", `7,"temp_c":31.5`), ""},
@@ -229,15 +249,18 @@ func TestDecodeIMUJSON(t *testing.T) {
 		{"longer than 4 s", imuJSON("rate", "10", "acc", "["+strings.Repeat("[0,0,1],", 40)+"[0,0,1]]", "gyr", "["+strings.Repeat("[0,0,1],", 40)+"[0,0,1]]"), ReasonOutOfRange},
 		{"acc overflows float64", imuJSON("acc", `[[1e999,0,0],[0,0,0]]`), ReasonNonFinite},
 	}
-	runDecodeCases(t, cases, func(d *Decoder, p []byte) (error, func()) {
-		var f IMUFrame
-		err := d.DecodeIMU(p, &f)
-		return err, func() { checkIMUInvariants(t, &f) }
-	})
 }
 
 func TestDecodeStatus(t *testing.T) {
-	cases := []decodeCase{
+	runDecodeCases(t, statusCases(), func(d *Decoder, p []byte) (func(), error) {
+		var s StatusFrame
+		err := d.DecodeStatus(p, &s)
+		return func() { checkStatusInvariants(t, &s) }, err
+	})
+}
+
+func statusCases() []decodeCase {
+	return []decodeCase{
 		{"valid full", `{"t":1763946000123456,"battery_pct":87,"firmware":"1.4.2","lead_off":["calf_left"],"rssi_dbm":-61}`, ""},
 		{"valid t only", `{"t":1763946000123456}`, ""},
 		{"valid nulls", `{"t":1763946000123456,"battery_pct":null,"firmware":null,"lead_off":null,"rssi_dbm":null}`, ""},
@@ -263,11 +286,6 @@ func TestDecodeStatus(t *testing.T) {
 		{"unknown lead_off channel", `{"t":1,"lead_off":["calf_up"]}`, ReasonUnknownChannel},
 		{"duplicate lead_off channel", `{"t":1,"lead_off":["calf_left","calf_left"]}`, ReasonDuplicateLabel},
 	}
-	runDecodeCases(t, cases, func(d *Decoder, p []byte) (error, func()) {
-		var s StatusFrame
-		err := d.DecodeStatus(p, &s)
-		return err, func() { checkStatusInvariants(t, &s) }
-	})
 }
 
 func checkStatusInvariants(t testing.TB, s *StatusFrame) {
