@@ -23,6 +23,7 @@ import (
 	"github.com/crampwatch/crampwatch/detect"
 	"github.com/crampwatch/crampwatch/ingest"
 	"github.com/crampwatch/crampwatch/store/sinkmetrics"
+	"github.com/crampwatch/crampwatch/wire"
 )
 
 // Publisher sends one MQTT message. The MQTT client in mqttclient implements
@@ -31,12 +32,9 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, qos byte, retained bool, payload []byte) error
 }
 
-// DefaultPrefix is the topic prefix of wire contract v1.
-const DefaultPrefix = "crampwatch/v1"
-
 // Config configures a Sink. Zero values take the documented defaults.
 type Config struct {
-	// Prefix is the topic prefix; default DefaultPrefix.
+	// Prefix is the topic prefix; default wire.DefaultPrefix.
 	Prefix string
 	// QueueSize bounds the events waiting to be published; default 1024.
 	// Events are few (a handful per device and night), so a full queue means
@@ -86,7 +84,7 @@ func New(pub Publisher, cfg Config, reg prometheus.Registerer) (*Sink, error) {
 	}
 	cfg.Prefix = strings.TrimSuffix(cfg.Prefix, "/")
 	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
+		cfg.Prefix = wire.DefaultPrefix
 	}
 	if strings.ContainsAny(cfg.Prefix, "+#") {
 		return nil, fmt.Errorf("eventpub: prefix %q contains an MQTT wildcard", cfg.Prefix)
@@ -124,7 +122,7 @@ func New(pub Publisher, cfg Config, reg prometheus.Registerer) (*Sink, error) {
 
 // Topic returns the topic events of device are published on.
 func (s *Sink) Topic(device string) string {
-	return s.cfg.Prefix + "/" + device + "/events"
+	return wire.Topic(s.cfg.Prefix, device, wire.StreamEvents)
 }
 
 // Event queues e for publishing. It never blocks: if the queue is full or
@@ -207,6 +205,13 @@ func (s *Sink) run() {
 func (s *Sink) publish(e *detect.Event) {
 	if s.ctx.Err() != nil {
 		s.drop(e, "sink stopped")
+		return
+	}
+	if !wire.ValidDevice(e.Device) {
+		// Such a device id could not form a valid topic (or would address
+		// another device's topic); the pipeline never produces one.
+		s.errs.Inc()
+		s.drop(e, "invalid device id")
 		return
 	}
 	payload, err := json.Marshal(FromDetect(e))

@@ -234,6 +234,29 @@ func TestSinkCloseStopsAtDeadline(t *testing.T) {
 	}
 }
 
+func TestSinkRejectsInvalidDevice(t *testing.T) {
+	pub := &fakePublisher{}
+	reg := prometheus.NewRegistry()
+	s, err := New(pub, Config{}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dev := range []string{"", "a/b", "x+", "#"} {
+		e := sampleCramp()
+		e.Device = dev
+		s.Event(e)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(pub.messages()); n != 0 {
+		t.Errorf("published %d, want 0", n)
+	}
+	if got := counter(t, reg, "crampwatch_sink_dropped_total"); got != 4 {
+		t.Errorf("dropped = %v, want 4", got)
+	}
+}
+
 func TestNewRejectsBadConfig(t *testing.T) {
 	if _, err := New(nil, Config{}, nil); err == nil {
 		t.Error("nil publisher accepted")
