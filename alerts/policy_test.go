@@ -122,8 +122,8 @@ func end(label string, onset, s float64) op {
 	}
 }
 
-// night is a whole cramp: confirmed 3 s after onset, ended dur after onset.
-func night(label string, onset, dur float64) op {
+// whole is a whole cramp: confirmed 3 s after onset, ended dur after onset.
+func whole(label string, onset, dur float64) op {
 	return func(h *harness) {
 		confirm(label, onset, onset+3)(h)
 		end(label, onset, onset+dur)(h)
@@ -212,26 +212,26 @@ func TestPolicyScenarios(t *testing.T) {
 		{
 			name: "short cramp: one gentle alert and an ended message",
 			cfg:  testConfig(),
-			ops:  []op{night("calf_left", 0, 30), tickTo(400)},
+			ops:  []op{whole("calf_left", 0, 30), tickTo(400)},
 			want: []string{"alert@3", "ended@30"},
 		},
 		{
-			name: "long unacknowledged cramp without preset: escalation, no TENS prompt",
-			cfg:  testConfig(),
-			ops:  []op{night("calf_left", 0, 150)},
-			want: []string{"alert@3", "escalation@60", "ended@150"},
+			name:           "long unacknowledged cramp without preset: escalation, no TENS prompt",
+			cfg:            testConfig(),
+			ops:            []op{whole("calf_left", 0, 150)},
+			want:           []string{"alert@3", "escalation@60", "ended@150"},
 			wantSuppressed: []string{"tens_prompt:no_tens_preset"},
 		},
 		{
 			name: "long unacknowledged cramp with preset: escalation then TENS prompt",
 			cfg:  withTENS(testConfig()),
-			ops:  []op{night("calf_left", 0, 150)},
+			ops:  []op{whole("calf_left", 0, 150)},
 			want: []string{"alert@3", "escalation@60", "tens_prompt@120", "ended@150"},
 		},
 		{
 			name: "cramp just under the escalation time is never escalated",
 			cfg:  withTENS(testConfig()),
-			ops:  []op{night("calf_left", 0, 59.9), tickTo(300)},
+			ops:  []op{whole("calf_left", 0, 59.9), tickTo(300)},
 			want: []string{"alert@3", "ended@59.9"},
 		},
 		{
@@ -279,37 +279,37 @@ func TestPolicyScenarios(t *testing.T) {
 			wantSuppressed: []string{"alert:concurrent"},
 		},
 		{
-			name: "cooldown: a cramp soon after an alerted one is not alerted, nor ended",
-			cfg:  testConfig(),
-			ops:  []op{night("calf_left", 0, 20), night("calf_left", 60, 30), night("calf_right", 300, 20)},
-			want: []string{"alert@3", "ended@20", "alert@303", "ended@320"},
+			name:           "cooldown: a cramp soon after an alerted one is not alerted, nor ended",
+			cfg:            testConfig(),
+			ops:            []op{whole("calf_left", 0, 20), whole("calf_left", 60, 30), whole("calf_right", 300, 20)},
+			want:           []string{"alert@3", "ended@20", "alert@303", "ended@320"},
 			wantSuppressed: []string{"alert:cooldown"},
 		},
 		{
-			name: "a long cramp in the cooldown still escalates",
-			cfg:  testConfig(),
-			ops:  []op{night("calf_left", 0, 20), night("calf_left", 60, 100)},
-			want: []string{"alert@3", "ended@20", "escalation@120", "ended@160"},
+			name:           "a long cramp in the cooldown still escalates",
+			cfg:            testConfig(),
+			ops:            []op{whole("calf_left", 0, 20), whole("calf_left", 60, 100)},
+			want:           []string{"alert@3", "ended@20", "escalation@120", "ended@160"},
 			wantSuppressed: []string{"alert:cooldown"},
 		},
 		{
 			name: "no cooldown configured: back-to-back cramps each alerted",
 			cfg:  fastCool,
-			ops:  []op{night("calf_left", 0, 20), night("calf_left", 30, 20)},
+			ops:  []op{whole("calf_left", 0, 20), whole("calf_left", 30, 20)},
 			want: []string{"alert@3", "ended@20", "alert@33", "ended@50"},
 		},
 		{
-			name: "quiet hours: gentle alert only for a cramp shorter than the override",
-			cfg:  quiet,
-			ops:  []op{night("calf_left", 0, 170)},
-			want: []string{"alert@3", "ended@170"},
+			name:           "quiet hours: gentle alert only for a cramp shorter than the override",
+			cfg:            quiet,
+			ops:            []op{whole("calf_left", 0, 170)},
+			want:           []string{"alert@3", "ended@170"},
 			wantSuppressed: []string{"escalation:quiet_hours"},
 		},
 		{
-			name: "quiet hours: escalation and TENS prompt once the cramp outlasts the override",
-			cfg:  quiet,
-			ops:  []op{night("calf_left", 0, 250)},
-			want: []string{"alert@3", "escalation@180", "tens_prompt@180", "ended@250"},
+			name:           "quiet hours: escalation and TENS prompt once the cramp outlasts the override",
+			cfg:            quiet,
+			ops:            []op{whole("calf_left", 0, 250)},
+			want:           []string{"alert@3", "escalation@180", "tens_prompt@180", "ended@250"},
 			wantSuppressed: []string{"escalation:quiet_hours"},
 		},
 		{
@@ -407,7 +407,7 @@ func TestTENSPromptWithinBounds(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig()
 			cfg.TENS = tc.tens
-			h := newHarness(t, cfg).run(night("calf_right", 0, 130))
+			h := newHarness(t, cfg).run(whole("calf_right", 0, 130))
 			var prompts []TENSPrompt
 			for _, n := range h.notes {
 				if n.Type == TypeTENSPrompt {
@@ -446,7 +446,7 @@ func TestTENSGuardRefusesOutOfBoundsPreset(t *testing.T) {
 	// sendTENS in case a Config is changed after validation.
 	h := newHarness(t, withTENS(testConfig()))
 	h.p.cfg.TENS.StartMA = 25 // above MaxMA 20
-	h.run(night("calf_left", 0, 150))
+	h.run(whole("calf_left", 0, 150))
 	if got := h.sent(); !slices.Equal(got, []string{"alert@3", "escalation@60", "ended@150"}) {
 		t.Errorf("sent %q", got)
 	}
@@ -532,8 +532,8 @@ func TestAckRejections(t *testing.T) {
 	cfg := testConfig()
 	cfg.Cooldown = 10 * time.Minute
 	h := newHarness(t, cfg).run(
-		night("calf_left", 0, 20),  // alerted
-		night("calf_left", 100, 5), // cooldown: never sent
+		whole("calf_left", 0, 20),  // alerted
+		whole("calf_left", 100, 5), // cooldown: never sent
 	)
 	sentID := "al-" + (&detect.Event{Device: dev, Kind: detect.KindCramp, Channel: chOf("calf_left"), Onset: at(0)}).ID()
 	unsentID := "al-" + (&detect.Event{Device: dev, Kind: detect.KindCramp, Channel: chOf("calf_left"), Onset: at(100)}).ID()
@@ -580,7 +580,7 @@ func TestAckRecordLatency(t *testing.T) {
 }
 
 func TestSentRecordsCarryLatency(t *testing.T) {
-	h := newHarness(t, withTENS(testConfig())).run(night("quadriceps_left", 0, 130))
+	h := newHarness(t, withTENS(testConfig())).run(whole("quadriceps_left", 0, 130))
 	want := map[string]float64{TypeAlert: 3, TypeEscalation: 60, TypeTENSPrompt: 120, TypeEnded: 130}
 	n := 0
 	for _, r := range h.recs {
@@ -626,7 +626,7 @@ func TestEscalationListsAllCramps(t *testing.T) {
 }
 
 func TestDiscoveryOncePerDevice(t *testing.T) {
-	h := newHarness(t, testConfig()).run(tickTo(5), night("calf_left", 10, 20))
+	h := newHarness(t, testConfig()).run(tickTo(5), whole("calf_left", 10, 20))
 	h.p.tick("dev2", at(30))
 	h.p.tick("bad/device", at(30)) // never a discovery topic with a slash from a bad id
 	h.drain()
