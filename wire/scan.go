@@ -287,34 +287,92 @@ func (s *scanner) number() (raw []byte, integer bool, err *Error) {
 // as ±Inf and are rejected later by validation (non_finite), so syntax and
 // meaning stay separate.
 func (s *scanner) float() (float64, *Error) {
-	raw, integer, err := s.number()
+	raw, _, err := s.number()
 	if err != nil {
 		return 0, err
 	}
-	// Most samples are short integers; skip strconv for them.
-	if integer && len(raw) <= 15 {
-		v, neg := int64(0), raw[0] == '-'
-		digits := raw
-		if neg {
-			digits = raw[1:]
-		}
-		for _, c := range digits {
-			v = v*10 + int64(c-'0')
-		}
-		if neg {
-			v = -v
-		}
-		return float64(v), nil
+	if v, ok := fastFloat(raw); ok {
+		return v, nil
 	}
 	// string(raw) does not allocate here: the conversion does not escape
 	// and numbers are short enough for the compiler's stack buffer.
-	v, perr := strconv.ParseFloat(string(raw), 64)
-	if perr != nil {
-		// Only range errors are possible after the syntax check; v is ±Inf
-		// or ±0 then, which validation judges.
-		return v, nil
-	}
+	v, _ := strconv.ParseFloat(string(raw), 64)
+	// After the syntax check only range errors are possible, and then v is
+	// ±Inf or ±0, which validation judges.
 	return v, nil
+}
+
+// pow10 holds the powers of ten that float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// fastFloat converts the common short numbers ("-12.5", "3", "1e-3")
+// without strconv. When the decimal mantissa fits in 53 bits and the power
+// of ten is exact, one multiplication or division by it is correctly
+// rounded (Clinger's fast path), so the result equals strconv's. raw has
+// already passed the JSON number syntax check. ok is false when the fast
+// path does not apply.
+func fastFloat(raw []byte) (float64, bool) {
+	i, neg := 0, false
+	if raw[0] == '-' {
+		neg, i = true, 1
+	}
+	var mant uint64
+	digits, fracDigits, dot := 0, 0, false
+	for ; i < len(raw); i++ {
+		c := raw[i]
+		if c == '.' {
+			dot = true
+			continue
+		}
+		if c == 'e' || c == 'E' {
+			break
+		}
+		if digits >= 15 {
+			return 0, false // might not fit in 53 bits
+		}
+		mant = mant*10 + uint64(c-'0')
+		if mant != 0 {
+			digits++ // leading zeros do not count
+		}
+		if dot {
+			fracDigits++
+		}
+	}
+	exp := -fracDigits
+	if i < len(raw) { // exponent
+		i++
+		eneg := false
+		if raw[i] == '+' || raw[i] == '-' {
+			eneg = raw[i] == '-'
+			i++
+		}
+		e := 0
+		for ; i < len(raw); i++ {
+			if e > 1000 {
+				return 0, false
+			}
+			e = e*10 + int(raw[i]-'0')
+		}
+		if eneg {
+			e = -e
+		}
+		exp += e
+	}
+	v := float64(mant)
+	switch {
+	case exp == 0:
+	case exp > 0 && exp < len(pow10):
+		v *= pow10[exp]
+	case exp < 0 && -exp < len(pow10):
+		v /= pow10[-exp]
+	default:
+		return 0, false
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
 }
 
 // int reads an integer-valued number. ok is false when the number has a
