@@ -32,6 +32,7 @@ type Health struct {
 	FramesIn   uint64    // frames accepted since start
 	FramesLost uint64    // frames missing by sequence number
 	FramesDup  uint64    // duplicates dropped
+	FramesLate uint64    // frames dropped because they arrived after being counted as lost
 	Rejected   uint64    // frames rejected as malformed
 	LastSeen   time.Time // wall-clock time the service last heard from the device
 	LagSeconds float64   // wall clock minus sample time of the newest frame

@@ -1,0 +1,96 @@
+package ingest
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/crampwatch/crampwatch/wire"
+)
+
+// Config tunes a Router. The zero value of every field means its default.
+type Config struct {
+	// Prefix is the topic prefix, default wire.DefaultPrefix.
+	Prefix string
+	// Shards is the number of worker goroutines, default runtime.GOMAXPROCS(0).
+	// A device always maps to one shard (a hash of its id).
+	Shards int
+	// QueueLen bounds each shard's queue of messages, default 1024.
+	QueueLen int
+	// MaxPayload is the largest payload accepted, default wire.DefaultMaxPayload.
+	MaxPayload int
+	// MaxDevices bounds the per-device state, default 10000. Messages from
+	// new devices past it are rejected with ReasonTooManyDevices.
+	MaxDevices int
+	// HealthInterval is the sample time between Health reports of a device,
+	// default 10 s.
+	HealthInterval time.Duration
+	// ReorderWindow is how many frames of a stream are held while waiting
+	// for a missing one, default 8. A negative value disables reordering:
+	// a missing frame is given up as soon as a later one arrives.
+	ReorderWindow int
+	// ReorderHold is how much sample time the held frames may span past a
+	// missing frame before it is given up, default 1 s.
+	ReorderHold time.Duration
+	// IdleTimeout is the wall-clock time after which a silent device's state
+	// is dropped (freeing its MaxDevices slot), default 2 h. When it sends
+	// again its stream starts afresh. Negative disables eviction.
+	IdleTimeout time.Duration
+}
+
+// Defaults for Config fields left zero.
+const (
+	DefaultQueueLen       = 1024
+	DefaultMaxDevices     = 10000
+	DefaultHealthInterval = 10 * time.Second
+	DefaultReorderWindow  = 8
+	DefaultReorderHold    = time.Second
+	DefaultIdleTimeout    = 2 * time.Hour
+)
+
+// withDefaults returns cfg with every zero field set to its default.
+func (cfg Config) withDefaults() Config {
+	if cfg.Prefix == "" {
+		cfg.Prefix = wire.DefaultPrefix
+	}
+	if cfg.Shards <= 0 {
+		cfg.Shards = runtime.GOMAXPROCS(0)
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = DefaultQueueLen
+	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = wire.DefaultMaxPayload
+	}
+	if cfg.MaxDevices <= 0 {
+		cfg.MaxDevices = DefaultMaxDevices
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = DefaultHealthInterval
+	}
+	switch {
+	case cfg.ReorderWindow == 0:
+		cfg.ReorderWindow = DefaultReorderWindow
+	case cfg.ReorderWindow < 0:
+		cfg.ReorderWindow = 0
+	}
+	if cfg.ReorderHold <= 0 {
+		cfg.ReorderHold = DefaultReorderHold
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	return cfg
+}
+
+// seqConfig derives the sequencer settings. A stream that sends only frames
+// it cannot deliver (late, or with times going backwards) for this many
+// frames in a row is restarted at the newest frame: its device's counter or
+// clock jumped back for good, and dropping everything until it catches up
+// would silence the wearer's sensor for as long.
+func (cfg Config) seqConfig() seqConfig {
+	return seqConfig{
+		window: cfg.ReorderWindow,
+		hold:   cfg.ReorderHold.Microseconds(),
+		resync: 2*cfg.ReorderWindow + 16,
+	}
+}
