@@ -109,7 +109,7 @@ type Config struct {
 	// long (0.1 uV, 1 s). SaturationUV, SaturationRunS, SaturationFraction: a
 	// run of identical samples of magnitude at least SaturationUV lasting
 	// SaturationRunS marks saturation once such runs fill SaturationFraction
-	// of a block (2000 uV, 5 ms, 0.2). LeadOffDCUV: raw block mean magnitude
+	// of a block (1000 uV, 5 ms, 0.2). LeadOffDCUV: raw block mean magnitude
 	// that means the electrode is off (100000 uV = 100 mV). HumRatio and
 	// HumMinUV: mains hum overload when the power removed by the notches is
 	// HumRatio times the EMG band power and its RMS is at least HumMinUV
@@ -184,7 +184,7 @@ func DefaultConfig() Config {
 		GapMinS:            1,
 		FlatLineUV:         0.1,
 		FlatLineS:          1,
-		SaturationUV:       2000,
+		SaturationUV:       1000,
 		SaturationRunS:     0.005,
 		SaturationFraction: 0.2,
 		LeadOffDCUV:        100000,

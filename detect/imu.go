@@ -1,0 +1,169 @@
+package detect
+
+import (
+	"math"
+
+	"github.com/crampwatch/crampwatch/wire"
+)
+
+// motionBlock is one block of an IMU site's features.
+type motionBlock struct {
+	t        int64      // block end, Unix µs
+	activity float64    // high-passed acceleration RMS, g
+	gyro     float64    // angular rate RMS, deg/s
+	g        [3]float64 // mean acceleration (gravity direction when still), g
+}
+
+// imuSite turns one IMU's samples into block features and keeps a short
+// history of them, so a burst's classification can look back to just before
+// its onset.
+type imuSite struct {
+	site     wire.Site
+	rate     float64
+	blockLen int
+	pos      int
+
+	lp     [3]float64 // low-passed acceleration: the gravity estimate
+	alpha  float64
+	primed bool
+
+	sumDyn2, sumGyr2 float64
+	sumAcc           [3]float64
+	n                int
+
+	ref       [3]float64 // resting orientation, for TiltDeg
+	refPrimed bool
+	refAlpha  float64
+
+	until int64 // sample time up to which data has been processed
+
+	hist  []motionBlock
+	hpos  int
+	hfill int
+}
+
+func newIMUSite(site wire.Site, cfg *Config) *imuSite {
+	return &imuSite{
+		site:     site,
+		hist:     make([]motionBlock, int(math.Ceil(maxHistoryS*cfg.EnvelopeRate))+2),
+		refAlpha: 1 - math.Exp(-1/(60*cfg.EnvelopeRate)),
+	}
+}
+
+func (s *imuSite) setRate(cfg *Config, rate float64) {
+	s.rate = rate
+	s.blockLen = max(1, int(math.Round(rate/cfg.EnvelopeRate)))
+	s.pos = 0
+	// Gravity is followed with a 0.5 s time constant: slower than the
+	// jerks of a movement, faster than a change of posture.
+	s.alpha = 1 - math.Exp(-1/(0.5*rate))
+	s.sumDyn2, s.sumGyr2, s.sumAcc, s.n = 0, 0, [3]float64{}, 0
+}
+
+// push processes one frame and calls emit for every finished block.
+func (s *imuSite) push(cfg *Config, f *wire.IMUFrame, emit func(*imuSite, motionBlock)) {
+	if f.Rate != s.rate {
+		s.setRate(cfg, f.Rate)
+	}
+	n := min(len(f.Acc), len(f.Gyr))
+	for i := 0; i < n; i++ {
+		a, w := f.Acc[i], f.Gyr[i]
+		if !s.primed {
+			s.lp = a
+			s.primed = true
+		}
+		var dyn2 float64
+		for k := 0; k < 3; k++ {
+			s.lp[k] += s.alpha * (a[k] - s.lp[k])
+			d := a[k] - s.lp[k]
+			dyn2 += d * d
+			s.sumAcc[k] += a[k]
+		}
+		s.sumDyn2 += dyn2
+		s.sumGyr2 += w[0]*w[0] + w[1]*w[1] + w[2]*w[2]
+		s.n++
+		s.pos++
+		if s.pos == s.blockLen {
+			t := f.T0 + wire.SpanMicros(i+1, f.Rate)
+			emit(s, s.endBlock(cfg, t))
+		}
+	}
+	if end := f.End(); end > s.until {
+		s.until = end
+	}
+}
+
+func (s *imuSite) endBlock(cfg *Config, t int64) motionBlock {
+	nf := float64(s.n)
+	b := motionBlock{
+		t:        t,
+		activity: math.Sqrt(s.sumDyn2 / nf),
+		gyro:     math.Sqrt(s.sumGyr2 / nf),
+		g:        [3]float64{s.sumAcc[0] / nf, s.sumAcc[1] / nf, s.sumAcc[2] / nf},
+	}
+	s.sumDyn2, s.sumGyr2, s.sumAcc, s.n, s.pos = 0, 0, [3]float64{}, 0, 0
+	// The resting orientation follows the segment slowly, and only while it
+	// is still, so TiltDeg reads "how far from the sleeping posture".
+	if !s.refPrimed {
+		s.ref = b.g
+		s.refPrimed = true
+	} else if b.activity < cfg.MoveActivityG/4 && b.gyro < cfg.MoveGyroDPS/4 {
+		for k := range s.ref {
+			s.ref[k] += s.refAlpha * (b.g[k] - s.ref[k])
+		}
+	}
+	s.hist[s.hpos] = b
+	s.hpos = (s.hpos + 1) % len(s.hist)
+	s.hfill = min(s.hfill+1, len(s.hist))
+	return b
+}
+
+// tilt is the angle of the block's gravity from the resting orientation.
+func (s *imuSite) tilt(b *motionBlock) float64 { return angleDeg(b.g, s.ref) }
+
+func angleDeg(a, b [3]float64) float64 {
+	na := math.Sqrt(a[0]*a[0] + a[1]*a[1] + a[2]*a[2])
+	nb := math.Sqrt(b[0]*b[0] + b[1]*b[1] + b[2]*b[2])
+	if na == 0 || nb == 0 {
+		return 0
+	}
+	c := (a[0]*b[0] + a[1]*b[1] + a[2]*b[2]) / (na * nb)
+	return math.Acos(math.Max(-1, math.Min(1, c))) * 180 / math.Pi
+}
+
+// motionAcc accumulates the motion seen during a burst.
+type motionAcc struct {
+	activity, gyro, tilt float64
+	g0                   [3]float64 // orientation at the start of the scan
+	primed               bool
+	scanned              int64 // blocks up to this time have been looked at
+}
+
+// scan folds in the site's blocks ending in (m.scanned, to].
+func (s *imuSite) scan(m *motionAcc, from, to int64) {
+	for i := 0; i < s.hfill; i++ {
+		// Oldest first, so g0 is the orientation at the start.
+		b := &s.hist[(s.hpos-s.hfill+i+len(s.hist))%len(s.hist)]
+		if b.t <= from || b.t > to {
+			continue
+		}
+		if !m.primed {
+			m.g0 = b.g
+			m.primed = true
+		}
+		m.activity = math.Max(m.activity, b.activity)
+		m.gyro = math.Max(m.gyro, b.gyro)
+		m.tilt = math.Max(m.tilt, angleDeg(b.g, m.g0))
+	}
+}
+
+// moved tells whether the accumulated motion is a movement.
+func (m *motionAcc) moved(cfg *Config) bool {
+	return m.activity >= cfg.MoveActivityG || m.gyro >= cfg.MoveGyroDPS || m.tilt >= cfg.MoveTiltDeg
+}
+
+// margin is how far beyond the movement thresholds the motion went (1 = at
+// a threshold).
+func (m *motionAcc) margin(cfg *Config) float64 {
+	return math.Max(m.activity/cfg.MoveActivityG, math.Max(m.gyro/cfg.MoveGyroDPS, m.tilt/cfg.MoveTiltDeg))
+}
