@@ -84,8 +84,8 @@ func TestOutcomes(t *testing.T) {
 	cfg := withTENS(testConfig())
 	h := newHarness(t, cfg).run(
 		confirm("calf_left", 0, 3), ack("calf_left", 0, 13, ActionOK), end("calf_left", 0, 45), // acked, short
-		whole("calf_left", 60, 20),           // cooldown
-		whole("quadriceps_right", 600, 150),  // escalated and prompted
+		whole("calf_left", 60, 20),            // cooldown
+		whole("quadriceps_right", 600, 150),   // escalated and prompted
 		confirm("hamstring_left", 1200, 1204), // still going
 	)
 	pain := 8
