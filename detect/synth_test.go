@@ -343,3 +343,5 @@ func (s *shaped) next(v float64) float64 {
 	}
 	return v * s.scale
 }
+
+func newTestRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 7)) }
