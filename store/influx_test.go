@@ -424,8 +424,8 @@ func TestInfluxInvalidPointsCounted(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := newInflux(t, testConfig(f.srv.URL), reg)
 	s.Event(detect.Event{Kind: detect.KindCramp, Onset: onset}) // no device
-	s.Envelope(detect.Envelope{Device: "d1"})                  // no time
-	s.WritePoint(write.NewPointWithMeasurement("acks"))        // no fields
+	s.Envelope(detect.Envelope{Device: "d1"})                   // no time
+	s.WritePoint(write.NewPointWithMeasurement("acks"))         // no fields
 	s.WritePoint(nil)
 	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
