@@ -190,7 +190,8 @@ func NewDevice(id string, sc Scenario, seed int64, start time.Time) *Device {
 	n := d.emg.frameLen
 	d.emgTotal = int64(math.Floor(d.night * sc.Rate / float64(n)))
 	if len(d.sites) > 0 {
-		d.imuTotal = int64(math.Floor(d.night * sc.IMURate / float64(d.imu.frameLen)))
+		last := d.imu.sites[len(d.imu.sites)-1].offset
+		d.imuTotal = int64(math.Floor((d.night - last) * sc.IMURate / float64(d.imu.frameLen)))
 	}
 	d.emgFrame = wire.EMGFrame{Rate: sc.Rate, Unit: wire.Microvolt}
 	if sc.Unit == "mV" {
@@ -369,7 +370,7 @@ func (d *Device) Next(dst []byte) (m Message, ok bool) {
 		}
 		if d.imuIdx < d.imuTotal {
 			n := int64(d.imu.frameLen)
-			imuT = float64((d.imuIdx+1)*n-1) / d.sc.IMURate
+			imuT = float64((d.imuIdx+1)*n-1)/d.sc.IMURate + d.imu.sites[d.imuSite].offset
 		}
 		var err error
 		switch {
@@ -409,7 +410,7 @@ func (d *Device) Next(dst []byte) (m Message, ok bool) {
 			}
 			d.dupPending = dup
 		default:
-			t0 := float64(d.imuIdx*int64(d.imu.frameLen)) / d.sc.IMURate
+			t0 := float64(d.imuIdx*int64(d.imu.frameLen))/d.sc.IMURate + d.imu.sites[d.imuSite].offset
 			if d.imuSite == 0 {
 				d.imu.fill(d.imuFrames)
 			}

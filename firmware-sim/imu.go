@@ -18,6 +18,7 @@ const (
 type imuSite struct {
 	site        wire.Site
 	leg         int
+	offset      float64 // sampling offset from the frame grid, seconds
 	roll, pitch float64 // resting orientation, degrees; roll changes when the wearer turns
 	bias        [3]float64
 	dynA, dynG  [3]float64 // AR(1) motion processes, unit variance
@@ -43,9 +44,15 @@ func newIMUGen(sc *Scenario, w *wearer, sites []siteInfo, eps []episode, seed ui
 		eps:      eps,
 		active:   make([]*episode, 0, 16),
 	}
+	// Sites share the imu topic and its sequence numbers, and a stream's t0
+	// must increase from frame to frame. Like firmware that reads its IMUs
+	// in turn, each site samples offset by a fraction of the frame period,
+	// so the merged stream's t0 always increases.
+	period := float64(g.frameLen) / g.rate
 	for i, s := range sites {
 		g.sites = append(g.sites, imuSite{
 			site: s.site, leg: s.leg,
+			offset: period * float64(i) / float64(len(sites)),
 			roll: w.roll[s.leg], pitch: w.pitch[s.leg],
 			bias: w.gyrBias[i],
 		})
@@ -58,7 +65,7 @@ func newIMUGen(sc *Scenario, w *wearer, sites []siteInfo, eps []episode, seed ui
 func (g *imuGen) fill(fs []wire.IMUFrame) {
 	n := g.frameLen
 	t0 := float64(g.n0) / g.rate
-	t1 := float64(g.n0+int64(n)) / g.rate
+	t1 := float64(g.n0+int64(n))/g.rate + float64(n)/g.rate // the last site samples up to a period late
 	// Movements that ended before this frame leave the wearer in a new
 	// position: make it the resting orientation.
 	for _, e := range g.active {
@@ -76,7 +83,7 @@ func (g *imuGen) fill(fs []wire.IMUFrame) {
 		s := &g.sites[si]
 		f := &fs[si]
 		for j := range n {
-			t := float64(g.n0+int64(j)) / g.rate
+			t := float64(g.n0+int64(j))/g.rate + s.offset
 			g.sample(s, t, &f.Acc[j], &f.Gyr[j])
 		}
 	}

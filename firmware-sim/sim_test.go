@@ -200,9 +200,17 @@ func TestFrameInvariants(t *testing.T) {
 			if got := len(r.imu); got > wantIMU || got < wantIMU*8/10 {
 				t.Errorf("%d IMU frames, want about %d", got, wantIMU)
 			}
-			for _, f := range r.imu {
+			// Both sites share the imu stream: seq and t0 must increase
+			// through it, as ingest requires of any stream.
+			for i, f := range r.imu {
 				if f.Rate != tc.imuHz || f.Len() != d.imu.frameLen {
 					t.Fatalf("IMU frame rate %v len %d", f.Rate, f.Len())
+				}
+				if i > 0 && (f.Seq <= r.imu[i-1].Seq || f.T0 <= r.imu[i-1].T0) {
+					t.Fatalf("IMU frame seq %d t0 %d after seq %d t0 %d", f.Seq, f.T0, r.imu[i-1].Seq, r.imu[i-1].T0)
+				}
+				if f.End() > d.startUS+nightUS+1000 {
+					t.Fatalf("IMU frame ends after the night")
 				}
 			}
 			if len(r.status) < int(sc.Hours*3600/tc.status) {
@@ -587,5 +595,77 @@ func BenchmarkNext(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
 			b.ReportMetric(float64(bytes)/float64(b.N), "B/frame")
 		})
+	}
+}
+
+func TestIMUMotion(t *testing.T) {
+	sc := quiet(DefaultScenario())
+	sc.Hours = 0.5
+	sc.Movements.TurnsPerNight = 6
+	sc.Cramps.PerNight = 2
+	sc.Cramps.TiltDeg = Range{4, 6}
+	d := NewDevice("imu", sc, 21, testStart)
+	r := record(t, d)
+	// peak returns the largest angular rate and the mean gravity vector of
+	// site side's samples in [a, b) seconds.
+	peak := func(side string, a, b float64) (float64, [3]float64) {
+		var pk float64
+		var g [3]float64
+		n := 0
+		for _, f := range r.imu {
+			if f.Site.Side.String() != side {
+				continue
+			}
+			for j := range f.Acc {
+				ts := float64(f.T0-d.startUS)/1e6 + float64(j)/f.Rate
+				if ts < a || ts >= b {
+					continue
+				}
+				pk = math.Max(pk, math.Sqrt(f.Gyr[j][0]*f.Gyr[j][0]+f.Gyr[j][1]*f.Gyr[j][1]+f.Gyr[j][2]*f.Gyr[j][2]))
+				for i := range g {
+					g[i] += f.Acc[j][i]
+				}
+				n++
+			}
+		}
+		for i := range g {
+			g[i] /= float64(n)
+		}
+		return pk, g
+	}
+	angle := func(a, b [3]float64) float64 {
+		dot := a[0]*b[0] + a[1]*b[1] + a[2]*b[2]
+		na := math.Sqrt(a[0]*a[0] + a[1]*a[1] + a[2]*a[2])
+		nb := math.Sqrt(b[0]*b[0] + b[1]*b[1] + b[2]*b[2])
+		return math.Acos(math.Min(1, dot/(na*nb))) / deg
+	}
+	var turns, cramps int
+	for _, tr := range d.Truth() {
+		a, b := sec(tr.Onset), sec(tr.End)
+		restPk, before := peak(tr.Side, a-6, a-1)
+		switch tr.Kind {
+		case "movement":
+			turns++
+			pk, _ := peak(tr.Side, a, b)
+			_, after := peak(tr.Side, b+1, b+6)
+			if restPk > 5 || pk < 20 {
+				t.Errorf("%v: angular rate %.1f deg/s at rest, %.1f while turning", tr, restPk, pk)
+			}
+			if ang := angle(before, after); ang < 20 {
+				t.Errorf("%v: shank orientation changed %.1f deg by turning over", tr, ang)
+			}
+		case "cramp":
+			if b-a < 12 {
+				continue
+			}
+			cramps++
+			pk, during := peak(tr.Side, a+4, b-6)
+			if ang := angle(before, during); ang < 2 || ang > 10 || pk > 30 {
+				t.Errorf("%v: tilt %.1f deg, peak rate %.1f deg/s: want a few degrees and a still leg", tr, ang, pk)
+			}
+		}
+	}
+	if turns == 0 || cramps == 0 {
+		t.Fatalf("%d turns and %d cramps scheduled", turns, cramps)
 	}
 }
