@@ -53,7 +53,7 @@ func newIMUGen(sc *Scenario, w *wearer, sites []siteInfo, eps []episode, seed ui
 		g.sites = append(g.sites, imuSite{
 			site: s.site, leg: s.leg,
 			offset: period * float64(i) / float64(len(sites)),
-			roll: w.roll[s.leg], pitch: w.pitch[s.leg],
+			roll:   w.roll[s.leg], pitch: w.pitch[s.leg],
 			bias: w.gyrBias[i],
 		})
 	}
