@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	firmwaresim "github.com/crampwatch/crampwatch/firmware-sim"
+	"github.com/crampwatch/crampwatch/mqttclient"
+	"github.com/crampwatch/crampwatch/wire"
+)
+
+func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("crampwatch sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mq := mqttclient.Config{URL: mqttclient.DefaultURL, ClientID: "crampwatch-sim", CleanSession: true}
+	run := firmwaresim.RunConfig{Prefix: wire.DefaultPrefix, Devices: 5, Speed: 1, Seed: 1}
+	var scenario, start, encoding, passwordFile string
+	var hours float64
+	logLevel := "info"
+	fs.StringVar(&mq.URL, "mqtt-url", mq.URL, "MQTT broker URL")
+	fs.StringVar(&mq.ClientID, "mqtt-client-id", mq.ClientID, "MQTT client id of the simulator")
+	fs.StringVar(&mq.Username, "mqtt-username", "", "MQTT user name")
+	fs.StringVar(&passwordFile, "mqtt-password-file", "", "file holding the MQTT password (env CRAMPWATCH_MQTT_PASSWORD also works)")
+	fs.StringVar(&mq.TLS.CAFile, "mqtt-ca-file", "", "CA certificate (PEM) of the broker")
+	fs.StringVar(&run.Prefix, "topic-prefix", run.Prefix, "topic prefix")
+	fs.IntVar(&run.Devices, "devices", run.Devices, "number of virtual devices")
+	fs.StringVar(&run.DevicePrefix, "device-prefix", "sim-", "device ids are this plus a 4-digit index")
+	fs.Int64Var(&run.Seed, "seed", run.Seed, "seed: the same seed and scenario give the same nights")
+	fs.Float64Var(&run.Speed, "speed", run.Speed, "simulated seconds per wall-clock second (1 real time, 0 as fast as possible)")
+	fs.StringVar(&scenario, "scenario", "", "scenario file (YAML/JSON); empty: a typical 8-hour night")
+	fs.Float64Var(&hours, "hours", 0, "override the scenario's night length")
+	fs.StringVar(&encoding, "encoding", "", "override the scenario's encoding: json or binary")
+	fs.StringVar(&start, "start", "", "sample time the nights begin, RFC 3339; empty: now")
+	fs.StringVar(&run.TruthPath, "truth", "truth.jsonl", "ground truth output (JSON Lines); empty: none")
+	fs.StringVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, logLevel, "text")
+	if err != nil {
+		return err
+	}
+	run.Logger = log
+	run.Scenario = firmwaresim.DefaultScenario()
+	if scenario != "" {
+		if run.Scenario, err = firmwaresim.LoadScenario(scenario); err != nil {
+			return err
+		}
+	}
+	if hours > 0 {
+		run.Scenario = run.Scenario.WithHours(hours)
+	}
+	if encoding != "" {
+		run.Scenario.Encoding = encoding
+	}
+	if start != "" {
+		if run.Start, err = time.Parse(time.RFC3339, start); err != nil {
+			return fmt.Errorf("--start: %w", err)
+		}
+	}
+	if err := run.Scenario.Validate(); err != nil {
+		return err
+	}
+	if mq.Password, err = readEnvOrFile("CRAMPWATCH_MQTT_PASSWORD", passwordFile); err != nil {
+		return err
+	}
+	client, err := mqttclient.Connect(ctx, mq, log.With("mqtt", "sim"))
+	if err != nil {
+		return err
+	}
+	defer client.Close(time.Second)
+	stats, err := firmwaresim.Run(ctx, run, client)
+	fmt.Fprintf(stdout, "devices %d  frames %d  bytes %d  publish errors %d  lost %d  duplicated %d  truth events %d  elapsed %.1f s  max lag %.2f s\n",
+		stats.Devices, stats.Frames, stats.Bytes, stats.PublishErrors, stats.Lost+stats.GapLost, stats.Duplicates, stats.Truth, stats.Elapsed.Seconds(), stats.MaxLagS)
+	return err
+}
