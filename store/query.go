@@ -46,6 +46,11 @@ func (s *Influx) QueryEvents(ctx context.Context, from, to time.Time, devices []
 			bad = append(bad, err)
 			continue
 		}
+		// InfluxDB 1.8's Flux treats the range stop as inclusive, 2.x as
+		// exclusive: filter here so both give [from, to).
+		if e.Onset.Before(from) || !e.Onset.Before(to) {
+			continue
+		}
 		events = append(events, e)
 	}
 	if err := res.Err(); err != nil {
