@@ -124,11 +124,15 @@ func (d *Detector) block(ch *channel, s blockStats, t int64) {
 	dt := float64(s.n) / d.rate
 
 	cause := ""
+	// Saturation is checked before the DC level: a railed amplifier also
+	// has a huge mean, but a floating electrode is noisy, never stuck.
 	switch {
-	case ch.statusOff || math.Abs(s.dc) >= cfg.LeadOffDCUV:
+	case ch.statusOff:
 		cause = CauseLeadOff
 	case s.satFrac >= cfg.SaturationFraction:
 		cause = CauseSaturation
+	case math.Abs(s.dc) >= cfg.LeadOffDCUV:
+		cause = CauseLeadOff
 	}
 	if s.rms < cfg.FlatLineUV {
 		ch.flatS += dt
@@ -158,12 +162,15 @@ func (d *Detector) block(ch *channel, s blockStats, t int64) {
 	}
 	thrOff := B + math.Max(cfg.ReleaseK*B, cfg.ReleaseMinUV)
 
-	if ch.art.active && b.phase != idle {
+	// Mains hum is notched out of the envelope, so it only holds back a
+	// confirmation; the other artifacts make the envelope meaningless.
+	blocked := ch.art.active && ch.art.cause != CauseMainsHum
+	if blocked && b.phase != idle {
 		d.abortBurst(ch, t)
 	}
 	switch {
 	case b.phase == idle:
-		if !ch.art.active && s.rms > thrOn {
+		if !blocked && s.rms > thrOn {
 			d.startBurst(ch, s.rms, t, dt)
 		}
 	default:
@@ -192,7 +199,7 @@ func (d *Detector) block(ch *channel, s blockStats, t int64) {
 
 	// Learn the resting level from idle, clean blocks; a burst freezes it,
 	// but not for ever, so a lasting step in noise is eventually learnt.
-	if !ch.art.active && s.n > 0 &&
+	if !blocked && cause == "" && s.n > 0 &&
 		(b.phase == idle || float64(t-b.onset)/1e6 > cfg.BaselineFreezeMaxS) {
 		ch.base.add(s.rms, dt)
 		ch.level = math.Max(ch.base.level, cfg.BaselineFloorUV)
@@ -259,9 +266,10 @@ func (d *Detector) startBurst(ch *channel, rms float64, t int64, dt float64) {
 }
 
 // legMotion folds the IMU blocks up to t into the burst's motion and says
-// whether the leg moved, whether its stillness is known, and whether the
-// decision must wait for IMU data still in flight.
-func (d *Detector) legMotion(ch *channel, t int64) (moved, known, wait bool) {
+// whether the leg moved, whether it is known to be quiet (own IMU, fresh,
+// activity at most QuietActivityG), and whether the decision must wait for
+// IMU data still in flight.
+func (d *Detector) legMotion(ch *channel, t int64) (moved, known, quiet, wait bool) {
 	b := &ch.b
 	cfg := &d.cfg
 	own := false
@@ -271,6 +279,7 @@ func (d *Detector) legMotion(ch *channel, t int64) (moved, known, wait bool) {
 		}
 	}
 	known = own
+	activity := 0.0
 	from := b.onset - secs(cfg.StillBeforeS)
 	tol := secs(1 / cfg.EnvelopeRate)
 	for i, s := range d.sites {
@@ -293,8 +302,9 @@ func (d *Detector) legMotion(ch *channel, t int64) (moved, known, wait bool) {
 		if m.moved(cfg) {
 			moved = true
 		}
+		activity = math.Max(activity, m.activity)
 	}
-	return moved, known, wait
+	return moved, known, known && activity <= cfg.QuietActivityG, wait
 }
 
 // evaluate decides whether a candidate burst is a movement or a confirmed
@@ -304,12 +314,12 @@ func (d *Detector) legMotion(ch *channel, t int64) (moved, known, wait bool) {
 func (d *Detector) evaluate(ch *channel, t int64) {
 	cfg := &d.cfg
 	b := &ch.b
-	moved, known, wait := d.legMotion(ch, t)
+	moved, known, quiet, wait := d.legMotion(ch, t)
 	if moved {
 		b.phase = moving
 		return
 	}
-	if wait || ch.art.active {
+	if wait || (ch.art.active && (ch.art.cause != CauseMainsHum || ch.art.last == t)) {
 		return
 	}
 	B := ch.level
@@ -322,9 +332,17 @@ func (d *Detector) evaluate(ch *channel, t int64) {
 		ok = ch.frac(hold(cfg.WeakConfirmS), d.crampLevel(B)) >= cfg.Continuity
 	case d.plm.running(d, ch.id.Side, b.onset):
 		// May be the next PLM of a series: wait until longer than any LM.
+	case !known:
+		// No IMU on this leg: only a strong contraction, and not before
+		// ModerateConfirmS, since a PLM can only be told by its amplitude.
+		ok = dur >= cfg.ModerateConfirmS && !b.multi &&
+			ch.frac(hold(cfg.ModerateConfirmS), math.Max(cfg.StrongRatio*B, cfg.StrongMinUV)) >= cfg.Continuity
+	case !quiet:
+		// Some leg motion below a movement: a leg movement (PLM) moves the
+		// leg, a cramp holds it. Only outlasting any LM rules a PLM out.
 	case dur >= cfg.ModerateConfirmS:
 		ok = ch.frac(hold(cfg.ModerateConfirmS), math.Max(cfg.ModerateRatio*B, cfg.CrampMinUV)) >= cfg.Continuity
-	case dur >= cfg.StrongConfirmS && known && !b.multi:
+	case dur >= cfg.StrongConfirmS && !b.multi:
 		ok = ch.frac(hold(cfg.StrongConfirmS), math.Max(cfg.StrongRatio*B, cfg.StrongMinUV)) >= cfg.Continuity
 	}
 	if !ok {
@@ -332,7 +350,7 @@ func (d *Detector) evaluate(ch *channel, t int64) {
 	}
 	b.phase = cramping
 	b.confirmedAt = t
-	b.still = known
+	b.still = quiet
 	d.emitCramp(ch, StateOngoing, t)
 }
 
@@ -345,7 +363,7 @@ func (d *Detector) finishBurst(ch *channel, t int64) {
 	case moving:
 		d.legMoveAdd(ch, t)
 	case candidate:
-		if moved, _, _ := d.legMotion(ch, t); moved {
+		if moved, _, _, _ := d.legMotion(ch, t); moved {
 			d.legMoveAdd(ch, t)
 			break
 		}

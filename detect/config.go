@@ -25,7 +25,7 @@ type Config struct {
 	MainsHz, MainsPriorHz float64
 	// NotchQ is the quality factor of the mains notches (centre / -3 dB
 	// width). NotchHarmonics is how many harmonics (1 = fundamental only)
-	// are notched when below the band-pass upper edge. Defaults 30 and 2.
+	// are notched when below the band-pass upper edge. Defaults 30 and 3.
 	NotchQ         float64
 	NotchHarmonics int
 	// MainsEvidence is the power ratio between the mains bin and its
@@ -100,6 +100,10 @@ type Config struct {
 	MoveGyroDPS   float64
 	MoveTiltDeg   float64
 	StillBeforeS  float64
+	// QuietActivityG is the most shank activity a confirmation before
+	// WeakConfirmS allows: a cramp holds the leg, a leg movement (PLM) moves
+	// it a little even when far below MoveActivityG. Default 0.03 g.
+	QuietActivityG float64
 	// IMUStaleS is how far IMU data may lag EMG before the leg's stillness is
 	// treated as unknown instead of waited for. Default 2 s.
 	IMUStaleS float64
@@ -110,10 +114,10 @@ type Config struct {
 	// run of identical samples of magnitude at least SaturationUV lasting
 	// SaturationRunS marks saturation once such runs fill SaturationFraction
 	// of a block (1000 uV, 5 ms, 0.2). LeadOffDCUV: raw block mean magnitude
-	// that means the electrode is off (100000 uV = 100 mV). HumRatio and
+	// that means the electrode is off (5000 uV). HumRatio and
 	// HumMinUV: mains hum overload when the power removed by the notches is
 	// HumRatio times the EMG band power and its RMS is at least HumMinUV
-	// (100, 250 uV). ArtifactHoldS: an episode ends only after this long
+	// (25, 20 uV). ArtifactHoldS: an episode ends only after this long
 	// without a flagged block (1 s).
 	GapMinS            float64
 	FlatLineUV         float64
@@ -137,7 +141,7 @@ func DefaultConfig() Config {
 		MainsHz:        0,
 		MainsPriorHz:   50,
 		NotchQ:         30,
-		NotchHarmonics: 2,
+		NotchHarmonics: 3,
 		MainsEvidence:  10,
 		MainsVotes:     3,
 		MainsCheckS:    5,
@@ -175,11 +179,12 @@ func DefaultConfig() Config {
 		StrongConfirmS:   2,
 		Continuity:       0.9,
 
-		MoveActivityG: 0.1,
-		MoveGyroDPS:   40,
-		MoveTiltDeg:   20,
-		StillBeforeS:  0.5,
-		IMUStaleS:     2,
+		MoveActivityG:  0.1,
+		MoveGyroDPS:    40,
+		MoveTiltDeg:    20,
+		StillBeforeS:   0.5,
+		QuietActivityG: 0.03,
+		IMUStaleS:      2,
 
 		GapMinS:            1,
 		FlatLineUV:         0.1,
@@ -187,9 +192,9 @@ func DefaultConfig() Config {
 		SaturationUV:       1000,
 		SaturationRunS:     0.005,
 		SaturationFraction: 0.2,
-		LeadOffDCUV:        100000,
-		HumRatio:           100,
-		HumMinUV:           250,
+		LeadOffDCUV:        5000,
+		HumRatio:           25,
+		HumMinUV:           20,
 		ArtifactHoldS:      1,
 	}
 }
@@ -298,6 +303,7 @@ func (c Config) Validate() error {
 	pos("MoveGyroDPS", c.MoveGyroDPS)
 	pos("MoveTiltDeg", c.MoveTiltDeg)
 	nonneg("StillBeforeS", c.StillBeforeS)
+	pos("QuietActivityG", c.QuietActivityG)
 	pos("IMUStaleS", c.IMUStaleS)
 	pos("GapMinS", c.GapMinS)
 	nonneg("FlatLineUV", c.FlatLineUV)

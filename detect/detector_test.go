@@ -87,7 +87,7 @@ func scenarios(rate, gain float64) []scenario {
 		{"strong 60 Hz hum", night{durS: 150, humHz: 60, chans: []chanSpec{{id: calfL}},
 			strongHum: []segment{{calfL, 60, 30}}, sites: both},
 			expect{artifacts: 1, cause: CauseMainsHum}},
-		{"cramp with 60 Hz hum", night{durS: 150, humHz: 60, humUV: 60, chans: []chanSpec{
+		{"cramp with 60 Hz hum", night{durS: 150, humHz: 60, humUV: 4, chans: []chanSpec{
 			{id: calfL, bursts: []burstSpec{{start: 80, dur: 30, amp: 150, ramp: 1.5}}}}, sites: both},
 			expect{cramps: 1, crampOnset: 80, crampDur: 30, maxLatency: 5}},
 	}

@@ -6,6 +6,9 @@ import (
 	"github.com/crampwatch/crampwatch/wire"
 )
 
+// imuHighPassHz is the corner of the activity high-pass.
+const imuHighPassHz = 3
+
 // motionBlock is one block of an IMU site's features.
 type motionBlock struct {
 	t        int64      // block end, Unix µs
@@ -23,9 +26,10 @@ type imuSite struct {
 	blockLen int
 	pos      int
 
-	lp     [3]float64 // low-passed acceleration: the gravity estimate
-	alpha  float64
-	primed bool
+	// hp removes gravity and slow posture changes from each acceleration
+	// axis, leaving the jerks of moving limbs.
+	hp       [3]biquad
+	hpPrimed bool
 
 	sumDyn2, sumGyr2 float64
 	sumAcc           [3]float64
@@ -54,9 +58,14 @@ func (s *imuSite) setRate(cfg *Config, rate float64) {
 	s.rate = rate
 	s.blockLen = max(1, int(math.Round(rate/cfg.EnvelopeRate)))
 	s.pos = 0
-	// Gravity is followed with a 0.5 s time constant: slower than the
-	// jerks of a movement, faster than a change of posture.
-	s.alpha = 1 - math.Exp(-1/(0.5*rate))
+	// A 2nd-order high-pass at 3 Hz: a cramp's slow forced tilt (a few
+	// degrees over a second) stays below it, the jerks of a leg movement or
+	// of turning over pass.
+	fc := math.Min(imuHighPassHz, 0.3*rate)
+	for k := range s.hp {
+		s.hp[k] = highpass(fc, rate, math.Sqrt2/2)
+	}
+	s.hpPrimed = false
 	s.sumDyn2, s.sumGyr2, s.sumAcc, s.n = 0, 0, [3]float64{}, 0
 }
 
@@ -68,14 +77,20 @@ func (s *imuSite) push(cfg *Config, f *wire.IMUFrame, emit func(*imuSite, motion
 	n := min(len(f.Acc), len(f.Gyr))
 	for i := 0; i < n; i++ {
 		a, w := f.Acc[i], f.Gyr[i]
-		if !s.primed {
-			s.lp = a
-			s.primed = true
+		if !s.hpPrimed {
+			// Start in the steady state for the current posture, so gravity
+			// does not ring through the filter as a step.
+			for k := range s.hp {
+				s.hp[k].z1, s.hp[k].z2 = -s.hp[k].b0*a[k], s.hp[k].b2*a[k]
+			}
+			s.hpPrimed = true
 		}
 		var dyn2 float64
 		for k := 0; k < 3; k++ {
-			s.lp[k] += s.alpha * (a[k] - s.lp[k])
-			d := a[k] - s.lp[k]
+			q := &s.hp[k]
+			d := q.b0*a[k] + q.z1
+			q.z1 = q.b1*a[k] - q.a1*d + q.z2
+			q.z2 = q.b2*a[k] - q.a2*d
 			dyn2 += d * d
 			s.sumAcc[k] += a[k]
 		}
