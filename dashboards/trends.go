@@ -154,32 +154,38 @@ func Trends() *dashboard.DashboardBuilder {
 		WithPanel(painPanel())
 }
 
-// remedies are the diary's "what helped" answers (alerts.AllRemedies).
-var remedies = []string{"stretch", "heat", "massage", "walk", "water", "magnesium", "tens", "medication"}
-
-// remediesPanel compares, per remedy, the mean duration of the cramps whose
-// diary entry said it helped. The diary keeps "helped" as a comma-separated
-// string, so each remedy is one query with a regex on that field.
+// remediesPanel compares what helped with how long the cramp lasted. The
+// diary entry names the cramp (event_id) but not its duration, and InfluxQL
+// cannot join measurements, so the panel fetches both tables and Grafana
+// joins them on event_id, then averages the duration per answer ("stretch",
+// "stretch,heat", ...).
 func remediesPanel() *barchart.PanelBuilder {
-	p := barchart.NewPanelBuilder().
+	return barchart.NewPanelBuilder().
 		Title("Cramp duration by what helped").
-		Description("Mean duration of the cramps whose diary entry named each remedy as helpful, over the selected range and devices. Shorter bars went with shorter cramps; " +
-			"an entry may name several remedies, and few entries make a bar unreliable (the tooltip shows how many).").
+		Description("Mean duration of the cramps, grouped by what the wearer's diary entry said helped (a combination such as stretch,heat is its own bar), over the selected range and devices. " +
+			"Shorter bars went with shorter cramps; the tooltip shows how many cramps each bar averages, and a bar of one or two cramps says little.").
 		Datasource(influxDS()).
+		WithTarget(InfluxQL(`SELECT "helped", "event_id" FROM "diary" WHERE ` + deviceFilter +
+			` AND "linked" = true AND $timeFilter`).Table()).
+		WithTarget(InfluxQL(`SELECT "duration_s", "event_id" FROM "events" WHERE ` + deviceFilter +
+			` AND "kind" = 'cramp' AND $timeFilter`).Table().RefID("B")).
+		Transformations([]dashboard.DataTransformerConfig{
+			{Id: "joinByField", Options: map[string]any{"byField": "event_id", "mode": "inner"}},
+			{Id: "groupBy", Options: map[string]any{"fields": map[string]any{
+				"helped":     map[string]any{"aggregations": []string{}, "operation": "groupby"},
+				"duration_s": map[string]any{"aggregations": []string{"mean", "count"}, "operation": "aggregate"},
+			}}},
+			{Id: "sortBy", Options: map[string]any{"sort": []map[string]any{{"field": "duration_s (mean)"}}}},
+		}).
+		XField("helped").
 		Unit(unitSeconds).Decimals(0).Min(0).
 		Orientation(common.VizOrientationHorizontal).
 		ShowValue(common.VisibilityModeAlways).
 		ColorScheme(fixedColor(colorDiary)).
+		Overrides([]cogOverride{byName("duration_s (count)", unitProp(unitCount),
+			dashboard.DynamicConfigValue{Id: "custom.hideFrom", Value: map[string]any{"viz": true, "legend": true, "tooltip": false}})}).
 		Legend(common.NewVizLegendOptionsBuilder().ShowLegend(false)).
 		Height(9).Span(12)
-	for i, r := range remedies {
-		p = p.WithTarget(InfluxQL(`SELECT mean("duration_s") AS "` + r + `" FROM "diary" WHERE ` + deviceFilter +
-			` AND "helped" =~ /(^|,)` + r + `(,|$)/ AND $timeFilter`).Table().RefID(string(rune('A' + i))))
-	}
-	return p.Transformations([]dashboard.DataTransformerConfig{
-		{Id: "merge", Options: map[string]any{}},
-		{Id: "reduce", Options: map[string]any{"reducers": []string{"mean"}, "mode": "seriesToRows"}},
-	}).XField("Field")
 }
 
 // painPanel follows the pain the wearer reported, night by night.
