@@ -3,6 +3,7 @@ package alerts
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/crampwatch/crampwatch/detect"
@@ -381,9 +382,9 @@ func (p *policy) sendAlert(d *devState, ep *episode, typ string, t time.Time) {
 		Muscle:   ch.Muscle.String(),
 		Side:     ch.Side.String(),
 		Hint:     Hint(ch.Muscle),
-		Onset:    ep.onset.UTC(),
-		Time:     t.UTC(),
-		LatencyS: t.Sub(ep.onset).Seconds(),
+		Onset:    wireTime(ep.onset),
+		Time:     wireTime(t),
+		LatencyS: seconds(t.Sub(ep.onset)),
 	}
 	rec := AlertRecord{
 		Device: d.id, Type: typ, Outcome: OutcomeSent, AlertID: ep.id, EventID: c.id,
@@ -400,7 +401,7 @@ func (p *policy) sendAlert(d *devState, ep *episode, typ string, t time.Time) {
 	case TypeEnded:
 		msg.Level = LevelInfo
 		msg.Cramps = crampRefs(ep)
-		msg.DurationS = ep.end.Sub(ep.onset).Seconds()
+		msg.DurationS = seconds(ep.end.Sub(ep.onset))
 		acked := ep.ackAction != ""
 		msg.Acked = &acked
 		rec.DurationS, rec.Acked = msg.DurationS, acked
@@ -427,7 +428,7 @@ func (p *policy) sendTENS(d *devState, ep *episode, t time.Time) {
 	msg := TENSPrompt{
 		Type: TypeTENSPrompt, Level: LevelStrong, ID: ep.id, Device: d.id, EventID: c.id,
 		Muscle: ch.Muscle.String(), Side: ch.Side.String(),
-		Onset: ep.onset.UTC(), Time: t.UTC(), LatencyS: t.Sub(ep.onset).Seconds(),
+		Onset: wireTime(ep.onset), Time: wireTime(t), LatencyS: seconds(t.Sub(ep.onset)),
 		Preset: tc.Preset, MinMA: tc.MinMA, MaxMA: tc.MaxMA, StartMA: start,
 		MaxDurationS: tc.MaxDuration.Seconds(),
 		Text: fmt.Sprintf("The cramp has lasted %d s. If you wish, start your TENS unit with preset %q at %g mA (allowed %g-%g mA). "+
@@ -458,7 +459,7 @@ func (p *policy) recordSuppressed(d *devState, ep *episode, c *cramp, typ, reaso
 	ep.noted[key] = true
 	p.out = append(p.out, effect{kind: effAlert, alert: AlertRecord{
 		Device: d.id, Type: typ, Outcome: OutcomeSuppressed, Reason: reason, AlertID: ep.id, EventID: c.id,
-		Channel: c.ev.Channel, Onset: c.ev.Onset, Time: t, LatencyS: t.Sub(c.ev.Onset).Seconds(),
+		Channel: c.ev.Channel, Onset: c.ev.Onset, Time: t, LatencyS: seconds(t.Sub(c.ev.Onset)),
 	}})
 }
 
@@ -508,7 +509,7 @@ func (p *policy) ack(device string, a Ack) error {
 	ch := ep.primary.ev.Channel
 	p.out = append(p.out, effect{kind: effAck, ack: AckRecord{
 		Device: device, AlertID: ep.id, EventID: ep.primary.id, Action: a.Action, Channel: ch,
-		Onset: ep.onset, Time: at, LatencyS: at.Sub(ep.onset).Seconds(), SinceAlertS: at.Sub(ep.firstMsg).Seconds(),
+		Onset: ep.onset, Time: at, LatencyS: seconds(at.Sub(ep.onset)), SinceAlertS: seconds(at.Sub(ep.firstMsg)),
 	}})
 	return nil
 }
@@ -555,7 +556,7 @@ func (p *policy) diary(device string, e DiaryEntry, at time.Time) error {
 			rec.AlertID = c.ep.id
 		}
 		rec.EventID, rec.Channel, rec.Onset = c.id, c.ev.Channel, c.ev.Onset
-		rec.OffsetS = at.Sub(c.ev.Onset).Seconds()
+		rec.OffsetS = seconds(at.Sub(c.ev.Onset))
 		entry := e
 		// One diary entry speaks for the whole episode: when both legs
 		// cramped together the wearer treated them together.
@@ -597,6 +598,14 @@ func crampRefs(ep *episode) []CrampRef {
 	}
 	return refs
 }
+
+// wireTime is t as messages carry it: UTC, at the microsecond precision of
+// the wire contract's sample times.
+func wireTime(t time.Time) time.Time { return t.UTC().Round(time.Microsecond) }
+
+// seconds is d in seconds, rounded to the millisecond so that messages and
+// records do not carry float noise such as 120.099999999.
+func seconds(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }
 
 // mustJSON marshals the package's own message types. They hold no maps,
 // channels or non-finite numbers (Validate rejects NaN bounds), so it cannot
