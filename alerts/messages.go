@@ -195,6 +195,7 @@ const (
 	ReasonBadJSON       Reason = "bad_json"
 	ReasonMissingID     Reason = "missing_id"
 	ReasonUnknownID     Reason = "unknown_id"
+	ReasonUnknownDevice Reason = "unknown_device" // this engine has never seen the device (another instance may own it)
 	ReasonBadAction     Reason = "bad_action"
 	ReasonBadPain       Reason = "bad_pain"
 	ReasonUnknownRemedy Reason = "unknown_remedy"

@@ -481,10 +481,12 @@ func (p *policy) remember(d *devState, c *cramp) {
 // ack applies an acknowledgement at the device's current sample time.
 func (p *policy) ack(device string, a Ack) error {
 	d := p.devs[device]
-	var ep *episode
-	if d != nil {
-		ep = d.episodes[a.ID]
+	if d == nil {
+		// Kept apart from unknown_id: with several instances behind a
+		// broker, acks of devices another instance owns land here too.
+		return reject(ReasonUnknownDevice, "device %s has sent nothing to this engine", device)
 	}
+	ep := d.episodes[a.ID]
 	if ep == nil || !ep.sent {
 		// An id the wearer cannot have seen: never sent, another device's,
 		// or too old to remember.

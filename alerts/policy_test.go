@@ -535,6 +535,8 @@ func TestAckRejections(t *testing.T) {
 		whole("calf_left", 0, 20),  // alerted
 		whole("calf_left", 100, 5), // cooldown: never sent
 	)
+	h.p.tick("dev3", at(200)) // dev3 is known, but the alert is dev1's
+	h.drain()
 	sentID := "al-" + (&detect.Event{Device: dev, Kind: detect.KindCramp, Channel: chOf("calf_left"), Onset: at(0)}).ID()
 	unsentID := "al-" + (&detect.Event{Device: dev, Kind: detect.KindCramp, Channel: chOf("calf_left"), Onset: at(100)}).ID()
 	for _, tc := range []struct {
@@ -545,7 +547,8 @@ func TestAckRejections(t *testing.T) {
 	}{
 		{"made-up id", dev, "al-nonsense", ReasonUnknownID},
 		{"id of an alert never sent", dev, unsentID, ReasonUnknownID},
-		{"another device's alert", "dev2", sentID, ReasonUnknownID},
+		{"a device never seen", "dev2", sentID, ReasonUnknownDevice},
+		{"another device's alert", "dev3", sentID, ReasonUnknownID},
 		{"known id", dev, sentID, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
