@@ -11,7 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crampwatch/crampwatch/detect"
+	"github.com/crampwatch/crampwatch/pipeline"
 )
+
+var _ pipeline.Sink = (*Sink)(nil)
 
 type message struct {
 	topic    string

@@ -13,8 +13,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crampwatch/crampwatch/detect"
+	"github.com/crampwatch/crampwatch/pipeline"
 	"github.com/crampwatch/crampwatch/wire"
 )
+
+var _ pipeline.Sink = (*Journal)(nil)
 
 func events() []detect.Event {
 	onset := time.UnixMicro(1763946000123456).UTC()

@@ -17,7 +17,10 @@ import (
 
 	"github.com/crampwatch/crampwatch/detect"
 	"github.com/crampwatch/crampwatch/ingest"
+	"github.com/crampwatch/crampwatch/pipeline"
 )
+
+var _ pipeline.Sink = (*Influx)(nil)
 
 // fakeInflux answers /ping and /api/v2/write like InfluxDB, recording the
 // bodies; status, if set, decides the status of each write in turn.
@@ -98,7 +101,7 @@ func newInflux(t *testing.T, cfg Config, reg prometheus.Registerer) *Influx {
 }
 
 // metric returns the value of a sink metric of the influxdb sink.
-func metric(t *testing.T, reg *prometheus.Registry, name, measurement string) float64 {
+func metric(t testing.TB, reg *prometheus.Registry, name, measurement string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {

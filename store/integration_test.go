@@ -138,6 +138,7 @@ func TestRealInfluxEventsRoundTrip(t *testing.T) {
 func TestRealInfluxSignalAndHealthPoints(t *testing.T) {
 	cfg, db := realInflux(t)
 	cfg.BatchSize = 64 // several batches
+	cfg.FlushInterval = time.Hour // so only Close can send the last, partial batch
 	reg := prometheus.NewRegistry()
 	s := newInflux(t, cfg, reg)
 	for i := range 250 {
@@ -218,5 +219,39 @@ func TestRealInfluxWrongBucket(t *testing.T) {
 	}
 	if got := metric(t, reg, "crampwatch_sink_dropped_total", "events"); got != 1 {
 		t.Errorf("dropped{events} = %v, want 1", got)
+	}
+}
+
+// BenchmarkRealInfluxEnvelopeThroughput measures end-to-end envelope
+// writing to the real server: b.N points queued, then Close waits until all
+// are written. Reported as points/s.
+func BenchmarkRealInfluxEnvelopeThroughput(b *testing.B) {
+	db := testenv.InfluxDB(b)
+	cfg := DefaultConfig()
+	cfg.URL, cfg.Bucket = db.URL, db.Bucket
+	cfg.QueueSize = max(b.N, 1)
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	reg := prometheus.NewRegistry()
+	s, err := New(cfg, reg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	channels := []wire.Channel{calfLeft, {Muscle: wire.Calf, Side: wire.Right}, {Muscle: wire.Hamstring, Side: wire.Left}, {Muscle: wire.Hamstring, Side: wire.Right}}
+	devices := []string{"dev-00", "dev-01", "dev-02", "dev-03", "dev-04", "dev-05", "dev-06", "dev-07"}
+	start := time.Now()
+	b.ResetTimer()
+	for i := range b.N {
+		s.Envelope(detect.Envelope{
+			Device: devices[i%len(devices)], Channel: channels[(i/len(devices))%len(channels)],
+			Time: onset.Add(time.Duration(i/(len(devices)*len(channels))) * 100 * time.Millisecond), RMSUV: float64(i % 500), BaselineUV: 3,
+		})
+	}
+	if err := s.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "points/s")
+	if got := metric(b, reg, "crampwatch_sink_points_written_total", "envelope"); got != float64(b.N) {
+		b.Fatalf("written %v of %d", got, b.N)
 	}
 }
