@@ -137,7 +137,7 @@ func TestRealInfluxEventsRoundTrip(t *testing.T) {
 
 func TestRealInfluxSignalAndHealthPoints(t *testing.T) {
 	cfg, db := realInflux(t)
-	cfg.BatchSize = 64 // several batches
+	cfg.BatchSize = 64            // several batches
 	cfg.FlushInterval = time.Hour // so only Close can send the last, partial batch
 	reg := prometheus.NewRegistry()
 	s := newInflux(t, cfg, reg)
