@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"errors"
+	"flag"
 	"slices"
 	"strings"
 	"testing"
@@ -218,5 +219,36 @@ func TestQuietWindow(t *testing.T) {
 		if got := q.contains(tm); got != tc.want {
 			t.Errorf("%q contains %s = %v, want %v", tc.spec, tc.clock, got, tc.want)
 		}
+	}
+}
+
+func TestRegisterFlags(t *testing.T) {
+	c := DefaultConfig()
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	err := fs.Parse([]string{
+		"-alert-quiet-hours=23:00-06:00", "-alert-escalate-after=45s", "-alert-max-per-hour=3",
+		"-tens-preset=calf-night", "-tens-min-ma=8", "-tens-max-ma=20", "-tens-max-duration=15m",
+		"-webhook-url=https://example.org/h", "-webhook-secret=s", "-ha-discovery=false",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.QuietHours != "23:00-06:00" || c.EscalateAfter != 45*time.Second || c.MaxPerHour != 3 ||
+		c.TENS.Preset != "calf-night" || c.TENS.MinMA != 8 || c.TENS.MaxMA != 20 || c.TENS.MaxDuration != 15*time.Minute ||
+		c.Webhook.URL != "https://example.org/h" || c.Webhook.Secret != "s" || c.HADiscovery {
+		t.Errorf("flags not applied: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("config from flags: %v", err)
+	}
+	for _, name := range SecretFlags() {
+		if fs.Lookup(name) == nil {
+			t.Errorf("secret flag %q is not defined", name)
+		}
+	}
+	// Unchanged flags keep the defaults.
+	if c.Cooldown != DefaultConfig().Cooldown || c.Webhook.Retries != DefaultConfig().Webhook.Retries {
+		t.Errorf("defaults lost: %+v", c)
 	}
 }
