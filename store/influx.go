@@ -55,8 +55,10 @@ type Config struct {
 	// not full; default 1 s. It bounds how late an event shows in Grafana.
 	FlushInterval time.Duration
 	// Envelope enables writing envelope points (measurement "envelope").
+	// DefaultConfig turns it on; a zero Config leaves it off.
 	Envelope bool
 	// Motion enables writing IMU motion points (measurement "motion").
+	// DefaultConfig turns it on; a zero Config leaves it off.
 	Motion bool
 	// WriteTimeout bounds one write request; default 10 s.
 	WriteTimeout time.Duration
