@@ -204,10 +204,15 @@ func tripleScale(v [][3]float64) (float32, error) {
 	return scaleFor(m)
 }
 
+// minScale is the smallest normal float32. Below it float32 loses precision
+// (subnormals), so scales are never smaller; values that tiny (1e-38 µV or
+// g) are zero for any physical purpose.
+const minScale = 0x1p-126
+
 // scaleFor picks the scale factor for values up to maxAbs: the largest
-// float32 s with s*32767 <= maxAbs. Rounding s down rather than to nearest
-// guarantees that decoded values never exceed the original maximum, so a
-// frame just inside a validation limit stays inside it.
+// float32 s with s*32767 <= maxAbs, but at least minScale. Rounding s down
+// rather than to nearest guarantees that decoded values never exceed the
+// original maximum, so a frame just inside a validation limit stays inside it.
 func scaleFor(maxAbs float64) (float32, error) {
 	if maxAbs == 0 {
 		return 1, nil // any positive scale represents all zeros
@@ -219,11 +224,7 @@ func scaleFor(maxAbs float64) (float32, error) {
 	for s > 0 && float64(s)*maxCount > maxAbs {
 		s = math.Nextafter32(s, 0)
 	}
-	if s == 0 {
-		// maxAbs is below float32 precision: every value rounds to 0.
-		s = math.SmallestNonzeroFloat32
-	}
-	return s, nil
+	return max(s, minScale), nil
 }
 
 // quantise maps v to the nearest count, clamped to ±32767 (-32768 is never

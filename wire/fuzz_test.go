@@ -40,46 +40,71 @@ func FuzzDecodeEMG(f *testing.F) {
 	f.Add(mustEMGBinary(f, testEMG(50)))
 	f.Add([]byte{binaryMagic})
 	f.Fuzz(func(t *testing.T, p []byte) {
-		d := NewDecoder(0)
-		var fr EMGFrame
-		err := d.DecodeEMG(p, &fr)
-		reused := dirtyEMG()
-		err2 := d.DecodeEMG(p, reused)
-		if reasonOf(err) != reasonOf(err2) {
-			t.Fatalf("fresh frame: %v; reused frame: %v", err, err2)
-		}
-		if err != nil {
-			checkRejection(t, err)
-			return
-		}
-		checkEMGInvariants(t, &fr)
-		if !sameEMG(&fr, reused, 0) {
-			t.Fatalf("reused frame decoded differently:\n%+v\n%+v", fr, *reused)
-		}
-		// Whatever is accepted must survive re-encoding in both formats.
-		var back EMGFrame
-		if err := d.DecodeEMG(AppendEMGJSON(nil, &fr), &back); err != nil {
-			t.Fatalf("JSON re-encoding rejected: %v", err)
-		}
-		if !sameEMG(&fr, &back, 1e-14) {
-			t.Fatalf("JSON round trip changed the frame:\n%+v\n%+v", fr, back)
-		}
-		bin, err := AppendEMGBinary(nil, &fr)
-		if err != nil {
-			t.Fatalf("binary encoding failed: %v", err)
-		}
-		if err := d.DecodeEMG(bin, &back); err != nil {
-			t.Fatalf("binary re-encoding rejected: %v", err)
-		}
-		for i, row := range fr.Data {
-			m, _ := maxAbs(row, 1)
-			for j, v := range row {
-				if e := math.Abs(back.Data[i][j] - v); e > m/65534*(1+1e-6)+1e-300 {
-					t.Fatalf("binary round trip: data[%d][%d] %g -> %g", i, j, v, back.Data[i][j])
-				}
-			}
+		fuzzEMG(t, p)
+		if fixed, ok := withCRC(p); ok {
+			fuzzEMG(t, fixed)
 		}
 	})
+}
+
+// withCRC returns a copy of a binary-looking payload with a correct CRC
+// trailer, so that fuzzing gets past the checksum into the checks after it
+// (a mutated frame almost never has a valid CRC by chance).
+func withCRC(p []byte) ([]byte, bool) {
+	if len(p) < binaryHeaderLen+binaryCRCLen || p[0] != binaryMagic {
+		return nil, false
+	}
+	c := append([]byte(nil), p...)
+	fixCRC(c)
+	return c, true
+}
+
+func fuzzEMG(t *testing.T, p []byte) {
+	d := NewDecoder(0)
+	var fr EMGFrame
+	err := d.DecodeEMG(p, &fr)
+	reused := dirtyEMG()
+	err2 := d.DecodeEMG(p, reused)
+	if reasonOf(err) != reasonOf(err2) {
+		t.Fatalf("fresh frame: %v; reused frame: %v", err, err2)
+	}
+	if err != nil {
+		checkRejection(t, err)
+		return
+	}
+	checkEMGInvariants(t, &fr)
+	if !sameEMG(&fr, reused, 0) {
+		t.Fatalf("reused frame decoded differently:\n%+v\n%+v", fr, *reused)
+	}
+	// Whatever is accepted must survive re-encoding in both formats.
+	var back EMGFrame
+	if err := d.DecodeEMG(AppendEMGJSON(nil, &fr), &back); err != nil {
+		t.Fatalf("JSON re-encoding rejected: %v", err)
+	}
+	if !sameEMG(&fr, &back, 1e-14) {
+		t.Fatalf("JSON round trip changed the frame:\n%+v\n%+v", fr, back)
+	}
+	bin, err := AppendEMGBinary(nil, &fr)
+	if err != nil {
+		t.Fatalf("binary encoding failed: %v", err)
+	}
+	if err := d.DecodeEMG(bin, &back); err != nil {
+		t.Fatalf("binary re-encoding rejected: %v", err)
+	}
+	for i, row := range fr.Data {
+		m, _ := maxAbs(row, 1)
+		for j, v := range row {
+			if e := math.Abs(back.Data[i][j] - v); e > quantum(m) {
+				t.Fatalf("binary round trip: data[%d][%d] %g -> %g", i, j, v, back.Data[i][j])
+			}
+		}
+	}
+}
+
+// quantum is the largest binary quantisation error for values up to maxAbs:
+// half a scale step, with the scale at least minScale.
+func quantum(maxAbs float64) float64 {
+	return max(maxAbs/65534, minScale/2) * (1 + 1e-6)
 }
 
 // sameEMG compares frames, samples within relative tolerance tol.
@@ -111,46 +136,53 @@ func FuzzDecodeIMU(f *testing.F) {
 	f.Add(AppendIMUJSON(nil, testIMU(20)))
 	f.Add(mustIMUBinary(f, testIMU(20)))
 	f.Fuzz(func(t *testing.T, p []byte) {
-		d := NewDecoder(0)
-		var fr IMUFrame
-		err := d.DecodeIMU(p, &fr)
-		reused := testIMU(9)
-		err2 := d.DecodeIMU(p, reused)
-		if reasonOf(err) != reasonOf(err2) {
-			t.Fatalf("fresh frame: %v; reused frame: %v", err, err2)
-		}
-		if err != nil {
-			checkRejection(t, err)
-			return
-		}
-		checkIMUInvariants(t, &fr)
-		if !sameIMU(&fr, reused, 0, 0) {
-			t.Fatalf("reused frame decoded differently")
-		}
-		var back IMUFrame
-		if err := d.DecodeIMU(AppendIMUJSON(nil, &fr), &back); err != nil {
-			t.Fatalf("JSON re-encoding rejected: %v", err)
-		}
-		if !sameIMU(&fr, &back, 0, 0) {
-			t.Fatalf("JSON round trip changed the frame:\n%+v\n%+v", fr, back)
-		}
-		bin, err := AppendIMUBinary(nil, &fr)
-		if err != nil {
-			t.Fatalf("binary encoding failed: %v", err)
-		}
-		if err := d.DecodeIMU(bin, &back); err != nil {
-			t.Fatalf("binary re-encoding rejected: %v", err)
-		}
-		accMax, gyrMax := 0.0, 0.0
-		for i := range fr.Acc {
-			a, _ := maxAbs(fr.Acc[i][:], 1)
-			g, _ := maxAbs(fr.Gyr[i][:], 1)
-			accMax, gyrMax = max(accMax, a), max(gyrMax, g)
-		}
-		if !sameIMU(&fr, &back, accMax/65534*(1+1e-6)+1e-300, gyrMax/65534*(1+1e-6)+1e-300) {
-			t.Fatalf("binary round trip beyond quantisation error:\n%+v\n%+v", fr, back)
+		fuzzIMU(t, p)
+		if fixed, ok := withCRC(p); ok {
+			fuzzIMU(t, fixed)
 		}
 	})
+}
+
+func fuzzIMU(t *testing.T, p []byte) {
+	d := NewDecoder(0)
+	var fr IMUFrame
+	err := d.DecodeIMU(p, &fr)
+	reused := testIMU(9)
+	err2 := d.DecodeIMU(p, reused)
+	if reasonOf(err) != reasonOf(err2) {
+		t.Fatalf("fresh frame: %v; reused frame: %v", err, err2)
+	}
+	if err != nil {
+		checkRejection(t, err)
+		return
+	}
+	checkIMUInvariants(t, &fr)
+	if !sameIMU(&fr, reused, 0, 0) {
+		t.Fatalf("reused frame decoded differently")
+	}
+	var back IMUFrame
+	if err := d.DecodeIMU(AppendIMUJSON(nil, &fr), &back); err != nil {
+		t.Fatalf("JSON re-encoding rejected: %v", err)
+	}
+	if !sameIMU(&fr, &back, 0, 0) {
+		t.Fatalf("JSON round trip changed the frame:\n%+v\n%+v", fr, back)
+	}
+	bin, err := AppendIMUBinary(nil, &fr)
+	if err != nil {
+		t.Fatalf("binary encoding failed: %v", err)
+	}
+	if err := d.DecodeIMU(bin, &back); err != nil {
+		t.Fatalf("binary re-encoding rejected: %v", err)
+	}
+	accMax, gyrMax := 0.0, 0.0
+	for i := range fr.Acc {
+		a, _ := maxAbs(fr.Acc[i][:], 1)
+		g, _ := maxAbs(fr.Gyr[i][:], 1)
+		accMax, gyrMax = max(accMax, a), max(gyrMax, g)
+	}
+	if !sameIMU(&fr, &back, quantum(accMax), quantum(gyrMax)) {
+		t.Fatalf("binary round trip beyond quantisation error:\n%+v\n%+v", fr, back)
+	}
 }
 
 // sameIMU compares frames, components within absolute tolerances.
