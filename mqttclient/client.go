@@ -21,6 +21,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -152,6 +153,7 @@ type Client struct {
 
 	mu   sync.Mutex
 	subs map[string]byte // filter -> QoS, re-subscribed on every connection
+	up   atomic.Bool     // this client's share of the connected gauge
 
 	// subscribed receives the outcome of onConnect's subscriptions, for
 	// Connect to wait on; later outcomes find it full and are only logged.
@@ -357,8 +359,22 @@ func (c *Client) Connected() bool { return c.cli.IsConnectionOpen() }
 // Close disconnects, giving in-flight work up to quiesce to complete.
 func (c *Client) Close(quiesce time.Duration) {
 	c.cli.Disconnect(uint(max(quiesce, 0).Milliseconds()))
-	c.m.connected.Set(0)
+	c.setUp(false)
 	c.log.Info("mqtt: disconnected")
+}
+
+// setUp moves the connected gauge when this client's state changes: the
+// gauge counts connections, so clients sharing one Metrics (the service has
+// a subscriber and a publisher) do not overwrite each other.
+func (c *Client) setUp(v bool) {
+	if c.up.Swap(v) == v {
+		return
+	}
+	if v {
+		c.m.connected.Inc()
+	} else {
+		c.m.connected.Dec()
+	}
 }
 
 // wait waits for a Paho token or ctx.
@@ -377,7 +393,7 @@ func wait(ctx context.Context, tok paho.Token) error {
 // session the broker lost (restart without persistence).
 func (c *Client) onConnect(paho.Client) {
 	c.m.connects.Inc()
-	c.m.connected.Set(1)
+	c.setUp(true)
 	c.log.Info("mqtt: connected")
 	err := c.resubscribe()
 	if err != nil {
@@ -415,7 +431,7 @@ func (c *Client) resubscribe() error {
 
 func (c *Client) onConnectionLost(_ paho.Client, err error) {
 	c.m.connectionLost.Inc()
-	c.m.connected.Set(0)
+	c.setUp(false)
 	c.log.Warn("mqtt: connection lost, reconnecting", "err", err)
 }
 

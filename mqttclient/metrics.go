@@ -40,7 +40,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "connected",
-			Help: "1 while connected to the broker, else 0.",
+			Help: "Connections to the broker that are up (one per client; the service runs a subscriber and a publisher).",
 		}),
 	}
 	if reg != nil {

@@ -17,24 +17,25 @@ import (
 // back with the same client id.
 func TestMosquittoPersistentSession(t *testing.T) {
 	url := testenv.Mosquitto(t)
+	svcID := uniqueID("persist-svc")
 	first := newInbox()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	svc, err := Connect(ctx, Config{URL: url, ClientID: "persist-svc"}, nil,
+	svc, err := Connect(ctx, Config{URL: url, ClientID: svcID}, nil,
 		Subscription{Filter: "crampwatch/v1/+/emg", QoS: 1, Handler: first.handle})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.Close(0) // the service stops; its session stays
+	svc.Close(100 * time.Millisecond) // the service stops; its session stays
 
-	pub := connect(t, Config{URL: url, ClientID: "persist-dev", CleanSession: true})
+	pub := connect(t, Config{URL: url, ClientID: uniqueID("persist-dev"), CleanSession: true})
 	const n = 50
 	for i := 0; i < n; i++ {
 		publish(t, pub, "crampwatch/v1/dev1/emg", fmt.Sprint(i))
 	}
 
 	again := newInbox()
-	connect(t, Config{URL: url, ClientID: "persist-svc"},
+	connect(t, Config{URL: url, ClientID: svcID},
 		Subscription{Filter: "crampwatch/v1/+/emg", QoS: 1, Handler: again.handle})
 	got := again.waitFor(t, n)
 	for i, m := range got[:n] {
@@ -68,9 +69,9 @@ func TestMosquittoBrokerRestart(t *testing.T) {
 	}()
 	in := newInbox()
 	m := NewMetrics(nil)
-	sub := connect(t, Config{URL: srv.URL, ClientID: "restart-svc", Metrics: m},
+	sub := connect(t, Config{URL: srv.URL, ClientID: uniqueID("restart-svc"), Metrics: m},
 		Subscription{Filter: "t/#", QoS: 1, Handler: in.handle})
-	pub := connect(t, Config{URL: srv.URL, ClientID: "restart-dev"})
+	pub := connect(t, Config{URL: srv.URL, ClientID: uniqueID("restart-dev")})
 	publish(t, pub, "t/x", "before")
 	in.waitFor(t, 1)
 
@@ -106,9 +107,9 @@ func TestMosquittoSharedSubscription(t *testing.T) {
 	url := testenv.Mosquitto(t)
 	a, b := newInbox(), newInbox()
 	filter := SharedFilter("crampwatch", "share-test/+/emg")
-	connect(t, Config{URL: url, ClientID: "share-a", CleanSession: true}, Subscription{Filter: filter, QoS: 1, Handler: a.handle})
-	connect(t, Config{URL: url, ClientID: "share-b", CleanSession: true}, Subscription{Filter: filter, QoS: 1, Handler: b.handle})
-	pub := connect(t, Config{URL: url, ClientID: "share-pub", CleanSession: true})
+	connect(t, Config{URL: url, ClientID: uniqueID("share-a"), CleanSession: true}, Subscription{Filter: filter, QoS: 1, Handler: a.handle})
+	connect(t, Config{URL: url, ClientID: uniqueID("share-b"), CleanSession: true}, Subscription{Filter: filter, QoS: 1, Handler: b.handle})
+	pub := connect(t, Config{URL: url, ClientID: uniqueID("share-pub"), CleanSession: true})
 	const n = 40
 	for i := 0; i < n; i++ {
 		publish(t, pub, fmt.Sprintf("share-test/dev%d/emg", i), "x")
@@ -132,5 +133,37 @@ func TestMosquittoSharedSubscription(t *testing.T) {
 	}
 	if len(a.all()) == 0 || len(b.all()) == 0 {
 		t.Errorf("the group did not share: a got %d, b got %d", len(a.all()), len(b.all()))
+	}
+}
+
+// TestMosquittoStaleSessionSubscription: a persistent session may still
+// hold a subscription the service no longer routes; its messages are
+// counted and acknowledged instead of blocking the session's in-flight
+// window. (Mosquitto, not the embedded broker: this needs exact session
+// takeover semantics.)
+func TestMosquittoStaleSessionSubscription(t *testing.T) {
+	url := testenv.Mosquitto(t)
+	id := uniqueID("stale")
+	old := newInbox()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	c, err := Connect(ctx, Config{URL: url, ClientID: id}, nil,
+		Subscription{Filter: "old/#", QoS: 1, Handler: old.handle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close(100 * time.Millisecond)
+
+	m := NewMetrics(nil)
+	cur := newInbox()
+	connect(t, Config{URL: url, ClientID: id, Metrics: m},
+		Subscription{Filter: "new/#", QoS: 1, Handler: cur.handle})
+	pub := connect(t, Config{URL: url, ClientID: uniqueID("stale-pub"), CleanSession: true})
+	publish(t, pub, "old/x", "stale")
+	publish(t, pub, "new/x", "fresh")
+	cur.waitFor(t, 1)
+	eventually(t, "the stale message counted", func() bool { return value(t, m.unexpected) == 1 })
+	if got := old.all(); len(got) != 0 {
+		t.Errorf("old handler (from a previous connection) got %v", got)
 	}
 }
