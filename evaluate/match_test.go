@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	firmwaresim "github.com/crampwatch/crampwatch/firmware-sim"
 	"github.com/crampwatch/crampwatch/detect"
+	firmwaresim "github.com/crampwatch/crampwatch/firmware-sim"
 	"github.com/crampwatch/crampwatch/wire"
 )
 
@@ -20,7 +20,9 @@ func tr(dev, kind, muscle, side string, a, b float64, cause string) firmwaresim.
 	return firmwaresim.Truth{Device: dev, Kind: kind, Muscle: muscle, Side: side, Onset: at(a), End: at(b), Cause: cause}
 }
 
-func ch(muscle wire.Muscle, side wire.Side) wire.Channel { return wire.Channel{Muscle: muscle, Side: side} }
+func ch(muscle wire.Muscle, side wire.Side) wire.Channel {
+	return wire.Channel{Muscle: muscle, Side: side}
+}
 
 var (
 	calfL = ch(wire.Calf, wire.Left)

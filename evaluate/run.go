@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	firmwaresim "github.com/crampwatch/crampwatch/firmware-sim"
 	"github.com/crampwatch/crampwatch/detect"
+	firmwaresim "github.com/crampwatch/crampwatch/firmware-sim"
 	"github.com/crampwatch/crampwatch/ingest"
 	"github.com/crampwatch/crampwatch/pipeline"
 	"github.com/crampwatch/crampwatch/wire"

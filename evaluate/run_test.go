@@ -8,8 +8,8 @@ import (
 	"slices"
 	"testing"
 
-	firmwaresim "github.com/crampwatch/crampwatch/firmware-sim"
 	"github.com/crampwatch/crampwatch/detect"
+	firmwaresim "github.com/crampwatch/crampwatch/firmware-sim"
 )
 
 // shortOptions is a few short nights with cramps every minute.
