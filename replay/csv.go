@@ -213,12 +213,12 @@ func (c *CSVReader) readRow(vals []float64) (row, error) {
 	if c.timeCol < 0 {
 		r.t = c.start + int64(math.Round(float64(c.n)*1e6/c.rate))
 	} else {
-		s, err := parseFloat(c.fields[c.timeCol])
-		if err != nil || math.IsNaN(s) || math.IsInf(s, 0) || s < 0 {
+		us, err := parseMicros(c.fields[c.timeCol])
+		if err != nil {
 			return row{}, fmt.Errorf("replay: line %d: bad time %q", c.line, c.fields[c.timeCol])
 		}
-		r.t = int64(math.Round(s * 1e6))
-		if s < 1e9 { // relative seconds
+		r.t = us
+		if us < 1e15 { // below 1e9 s: relative seconds
 			r.t += c.start
 		}
 	}
@@ -237,8 +237,13 @@ func (c *CSVReader) readLine() ([]byte, error) {
 		return nil, err
 	}
 	c.line++
-	line = bytes.TrimSuffix(line, []byte("\n"))
-	return bytes.TrimSuffix(line, []byte("\r")), nil
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, nil
 }
 
 // splitFields splits a line at commas into dst (reused).
@@ -254,6 +259,58 @@ func splitFields(line []byte, dst [][]byte) [][]byte {
 	}
 }
 
+// parseMicros parses non-negative seconds ("1795820400.039492") into
+// microseconds exactly, rounding beyond the sixth decimal. Unix times in
+// seconds have 16-17 significant digits, past float64's exact fast path,
+// so they get their own integer parser.
+func parseMicros(b []byte) (int64, error) {
+	b = trim(b)
+	whole, frac, _ := bytes.Cut(b, []byte("."))
+	if len(whole) == 0 && len(frac) == 0 || len(whole) > 12 {
+		return parseMicrosSlow(b)
+	}
+	var us int64
+	for _, c := range whole {
+		if c < '0' || c > '9' {
+			return parseMicrosSlow(b)
+		}
+		us = us*10 + int64(c-'0')
+	}
+	us *= 1e6
+	scale := int64(1e5)
+	for i, c := range frac {
+		if c < '0' || c > '9' {
+			return parseMicrosSlow(b)
+		}
+		switch {
+		case i < 6:
+			us += int64(c-'0') * scale
+			scale /= 10
+		case i == 6 && c >= '5':
+			us++ // round half up at the seventh decimal
+		}
+	}
+	return us, nil
+}
+
+// parseMicrosSlow handles exponents and other forms strconv accepts.
+func parseMicrosSlow(b []byte) (int64, error) {
+	s, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(s) || math.IsInf(s, 0) || s < 0 || s > 1e11 {
+		return 0, fmt.Errorf("not a time in seconds: %q", b)
+	}
+	return int64(math.Round(s * 1e6)), nil
+}
+
+// trim removes surrounding spaces and tabs; most fields have none, so it
+// checks the two ends before doing any work.
+func trim(b []byte) []byte {
+	if len(b) > 0 && (b[0] <= ' ' || b[len(b)-1] <= ' ') {
+		return bytes.TrimSpace(b)
+	}
+	return b
+}
+
 // pow10 holds the powers of ten that float64 represents exactly.
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
@@ -262,7 +319,7 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 // mantissa below 2^53 divided by an exactly representable power of ten is
 // correctly rounded (Clinger's fast path). Anything else goes to strconv.
 func parseFloat(b []byte) (float64, error) {
-	b = bytes.TrimSpace(b)
+	b = trim(b)
 	s, neg := b, false
 	if len(s) > 0 && (s[0] == '-' || s[0] == '+') {
 		neg, s = s[0] == '-', s[1:]

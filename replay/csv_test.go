@@ -219,3 +219,30 @@ func FuzzCSVReader(f *testing.F) {
 		}
 	})
 }
+
+func TestParseMicros(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"1795820400.039492", 1795820400039492, true},
+		{"0", 0, true},
+		{"0.001", 1000, true},
+		{"12.", 12000000, true},
+		{".5", 500000, true},
+		{"1.0000005", 1000001, true},
+		{"1.0000004", 1000000, true},
+		{"1.5e3", 1500000000, true},
+		{"-1", 0, false},
+		{"abc", 0, false},
+		{"", 0, false},
+		{"1.2.3", 0, false},
+	}
+	for _, tc := range tests {
+		got, err := parseMicros([]byte(tc.in))
+		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
+			t.Errorf("parseMicros(%q) = %d, %v; want %d ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}

@@ -32,6 +32,7 @@ func commands() []command {
 		{"demo", "zero-setup demo: embedded broker, simulated night at high speed, service, summary", runDemo},
 		{"sim", "firmware simulator: N virtual devices publishing contract frames, with ground truth", runSim},
 		{"eval", "evaluate detection on simulated nights against ground truth", runEval},
+		{"replay", "run the pipeline over a recorded CSV file, print events as JSON Lines", runReplay},
 		{"version", "print the version", runVersion},
 	}
 }

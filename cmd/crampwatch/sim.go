@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"time"
 
 	firmwaresim "github.com/crampwatch/crampwatch/firmware-sim"
@@ -17,7 +20,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	mq := mqttclient.Config{URL: mqttclient.DefaultURL, ClientID: "crampwatch-sim", CleanSession: true}
 	run := firmwaresim.RunConfig{Prefix: wire.DefaultPrefix, Devices: 5, Speed: 1, Seed: 1}
-	var scenario, start, encoding, passwordFile string
+	var scenario, start, encoding, passwordFile, csvPath string
 	var hours float64
 	logLevel := "info"
 	fs.StringVar(&mq.URL, "mqtt-url", mq.URL, "MQTT broker URL")
@@ -36,6 +39,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&start, "start", "", "sample time the nights begin, RFC 3339; empty: now")
 	fs.StringVar(&run.TruthPath, "truth", "truth.jsonl", "ground truth output (JSON Lines); empty: none")
 	fs.StringVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
+	fs.StringVar(&csvPath, "csv", "", "write the first device's EMG night as CSV (input for replay) instead of publishing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,6 +68,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := run.Scenario.Validate(); err != nil {
 		return err
 	}
+	if csvPath != "" {
+		return writeNightCSV(ctx, run, csvPath, stdout)
+	}
 	if mq.Password, err = readEnvOrFile("CRAMPWATCH_MQTT_PASSWORD", passwordFile); err != nil {
 		return err
 	}
@@ -76,4 +83,82 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "devices %d  frames %d  bytes %d  publish errors %d  lost %d  duplicated %d  truth events %d  elapsed %.1f s  max lag %.2f s\n",
 		stats.Devices, stats.Frames, stats.Bytes, stats.PublishErrors, stats.Lost+stats.GapLost, stats.Duplicates, stats.Truth, stats.Elapsed.Seconds(), stats.MaxLagS)
 	return err
+}
+
+// writeNightCSV writes device 0's EMG as a CSV recording (time in Unix
+// seconds, one column per channel, microvolts) and its truth, so replay can
+// be tried and measured on a night whose events are known.
+func writeNightCSV(ctx context.Context, run firmwaresim.RunConfig, path string, stdout io.Writer) error {
+	if run.Start.IsZero() {
+		run.Start = time.Now()
+	}
+	d := run.Device(0)
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 1<<20)
+	dec := wire.NewDecoder(wire.DefaultMaxPayload)
+	var frame wire.EMGFrame
+	var buf, line []byte
+	var header bool
+	var lastSeq uint32
+	var rows int
+	for {
+		m, ok := d.Next(buf)
+		if !ok {
+			break
+		}
+		buf = m.Payload
+		if m.Stream != wire.StreamEMG {
+			continue
+		}
+		if err := dec.DecodeEMG(m.Payload, &frame); err != nil {
+			return fmt.Errorf("simulator frame: %w", err)
+		}
+		if header && frame.Seq <= lastSeq { // a duplicate sent on purpose
+			continue
+		}
+		if !header {
+			line = append(line[:0], "time"...)
+			for _, c := range frame.Channels {
+				line = append(append(line, ','), c.String()...)
+			}
+			w.Write(append(line, '\n'))
+			header = true
+		}
+		lastSeq = frame.Seq
+		for i := range frame.Len() {
+			t := float64(frame.T0)/1e6 + float64(i)/frame.Rate
+			line = strconv.AppendFloat(line[:0], t, 'f', 6, 64)
+			for _, row := range frame.Data {
+				line = append(line, ',')
+				line = strconv.AppendFloat(line, row[i], 'f', 2, 64)
+			}
+			w.Write(append(line, '\n'))
+			rows++
+		}
+		if rows%1_000_000 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if err := d.Err(); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if run.TruthPath != "" {
+		tf, err := os.Create(run.TruthPath)
+		if err != nil {
+			return err
+		}
+		defer tf.Close()
+		if err := firmwaresim.WriteTruth(tf, d.Truth()); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "wrote %d rows of %s to %s (truth: %s)\n", rows, d.ID(), path, run.TruthPath)
+	return f.Close()
 }

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/crampwatch/crampwatch/detect"
+	"github.com/crampwatch/crampwatch/eventpub"
+	"github.com/crampwatch/crampwatch/ingest"
+	"github.com/crampwatch/crampwatch/pipeline"
+	"github.com/crampwatch/crampwatch/replay"
+	"github.com/crampwatch/crampwatch/wire"
+)
+
+func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("crampwatch replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: crampwatch replay [flags] recording.csv   (- reads standard input)")
+		fmt.Fprintln(stderr, "\nThe CSV header names an optional time column (time, t, timestamp or time_s: seconds,")
+		fmt.Fprintln(stderr, "Unix or relative) and one column per channel labelled like the wire contract (calf_left).")
+		fmt.Fprintln(stderr, "Events are printed as JSON Lines (the same form as the MQTT events topic).")
+		fs.PrintDefaults()
+	}
+	var opt replay.Options
+	var unit, start, device string
+	fs.Float64Var(&opt.Rate, "rate", 0, "sample rate in Hz; required without a time column")
+	fs.StringVar(&unit, "unit", "uV", "unit of the samples: uV or mV")
+	fs.StringVar(&start, "start", "", "time of the first sample (RFC 3339) when times are relative or absent")
+	fs.StringVar(&device, "device", "replay", "device id reported in the events")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	switch unit {
+	case "uV":
+		opt.Unit = wire.Microvolt
+	case "mV":
+		opt.Unit = wire.Millivolt
+	default:
+		return fmt.Errorf("--unit %q: want uV or mV", unit)
+	}
+	if start != "" {
+		t, err := time.Parse(time.RFC3339Nano, start)
+		if err != nil {
+			return fmt.Errorf("--start: %w", err)
+		}
+		opt.Start = t
+	}
+	if !wire.ValidDevice(device) {
+		return fmt.Errorf("--device %q: want [A-Za-z0-9_-]{1,64}", device)
+	}
+	in := io.Reader(os.Stdin)
+	if name := fs.Arg(0); name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	r, err := replay.NewCSVReader(in, opt)
+	if err != nil {
+		return err
+	}
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	sink := &jsonLinesSink{enc: json.NewEncoder(out)}
+	pipe := pipeline.New(detect.DefaultConfig(), nil, slog.New(slog.DiscardHandler), sink)
+	if err := replayFrames(ctx, r, device, pipe); err != nil {
+		return err
+	}
+	pipe.EndStreams()
+	if err := pipe.Close(ctx); err != nil {
+		return err
+	}
+	return sink.err
+}
+
+// replayFrames reads frames on one goroutine and detects on this one, so
+// parsing and detection share the work of a long recording. Two frames
+// circulate between them: memory stays flat however long the file is.
+func replayFrames(ctx context.Context, r *replay.CSVReader, device string, h ingest.Handler) error {
+	full := make(chan *wire.EMGFrame, 1)
+	free := make(chan *wire.EMGFrame, 2)
+	free <- new(wire.EMGFrame)
+	free <- new(wire.EMGFrame)
+	var readErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(full)
+		for f := range free {
+			if err := r.Next(f); err != nil {
+				if !errors.Is(err, io.EOF) {
+					readErr = err
+				}
+				return
+			}
+			full <- f
+		}
+	}()
+	var prevEnd int64
+	var err error
+	for f := range full {
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err == nil {
+			// A jump in the recording's time is a gap, as lost frames are live.
+			if prevEnd != 0 && f.T0-prevEnd > wire.SpanMicros(2, f.Rate) {
+				h.Gap(device, wire.StreamEMG, 0, prevEnd, f.T0)
+			}
+			h.EMG(device, f)
+			prevEnd = f.End()
+		}
+		free <- f
+	}
+	close(free)
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	return readErr
+}
+
+// jsonLinesSink prints every event as one JSON line.
+type jsonLinesSink struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+	err error
+}
+
+func (s *jsonLinesSink) Event(e detect.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = s.enc.Encode(eventpub.FromDetect(&e))
+	}
+}
+
+func (s *jsonLinesSink) Envelope(detect.Envelope)    {}
+func (s *jsonLinesSink) Motion(detect.Motion)        {}
+func (s *jsonLinesSink) Health(ingest.Health)        {}
+func (s *jsonLinesSink) Close(context.Context) error { return nil }
