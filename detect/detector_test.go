@@ -21,6 +21,13 @@ func plmSeries(start float64, n int, period, dur, amp float64) []burstSpec {
 	return bs
 }
 
+func withMove(bs []burstSpec, g float64) []burstSpec {
+	for i := range bs {
+		bs[i].move = g
+	}
+	return bs
+}
+
 // expect is what a scenario must produce.
 type expect struct {
 	cramps    int // cramp events (each reported ongoing and ended)
@@ -193,6 +200,12 @@ func TestMoreScenarios(t *testing.T) {
 			{id: calfL, bursts: append(plmSeries(60, 5, 22, 2, 40),
 				burstSpec{start: 170, dur: 30, amp: 150, ramp: 1})}}, sites: both},
 			expect{plm: 5, cramps: 1, crampOnset: 170, crampDur: 30, maxLatency: 11.5}},
+		{"strong PLM that moves the leg is not a cramp", night{durS: 220, chans: []chanSpec{
+			{id: calfL, bursts: withMove(plmSeries(60, 6, 20, 4, 150), 0.04)}}, sites: both},
+			expect{plm: 6}},
+		{"cramp with forced leg motion waits past an LM", night{durS: 150, chans: []chanSpec{
+			{id: calfL, bursts: []burstSpec{{start: 70, dur: 40, amp: 150, ramp: 1, move: 0.04}}}}, sites: both},
+			expect{cramps: 1, crampOnset: 70, crampDur: 40, maxLatency: 11.5}},
 		{"short burst is nothing", night{durS: 100, chans: []chanSpec{
 			{id: calfL, bursts: []burstSpec{{start: 60, dur: 0.3, amp: 200}}}}, sites: both},
 			expect{}},

@@ -35,6 +35,12 @@ type imuSite struct {
 	sumAcc           [3]float64
 	n                int
 
+	// Activity and angular rate are smoothed over about 0.3 s: a 5-sample
+	// block at 50 Hz is too noisy to compare its maximum with a threshold,
+	// and real movements last longer than that.
+	dyn2, gyr2 float64
+	smooth     float64
+
 	ref       [3]float64 // resting orientation, for TiltDeg
 	refPrimed bool
 	refAlpha  float64
@@ -51,6 +57,7 @@ func newIMUSite(site wire.Site, cfg *Config) *imuSite {
 		site:     site,
 		hist:     make([]motionBlock, int(math.Ceil(maxHistoryS*cfg.EnvelopeRate))+2),
 		refAlpha: 1 - math.Exp(-1/(60*cfg.EnvelopeRate)),
+		smooth:   1 - math.Exp(-1/(0.3*cfg.EnvelopeRate)),
 	}
 }
 
@@ -110,10 +117,12 @@ func (s *imuSite) push(cfg *Config, f *wire.IMUFrame, emit func(*imuSite, motion
 
 func (s *imuSite) endBlock(cfg *Config, t int64) motionBlock {
 	nf := float64(s.n)
+	s.dyn2 += s.smooth * (s.sumDyn2/nf - s.dyn2)
+	s.gyr2 += s.smooth * (s.sumGyr2/nf - s.gyr2)
 	b := motionBlock{
 		t:        t,
-		activity: math.Sqrt(s.sumDyn2 / nf),
-		gyro:     math.Sqrt(s.sumGyr2 / nf),
+		activity: math.Sqrt(s.dyn2),
+		gyro:     math.Sqrt(s.gyr2),
 		g:        [3]float64{s.sumAcc[0] / nf, s.sumAcc[1] / nf, s.sumAcc[2] / nf},
 	}
 	s.sumDyn2, s.sumGyr2, s.sumAcc, s.n, s.pos = 0, 0, [3]float64{}, 0, 0

@@ -27,8 +27,11 @@ var (
 
 // burstSpec adds activity of RMS amp uV from start for dur seconds, with
 // linear ramps of ramp seconds up and 0.3 s down.
+// move is the leg's jerk (g RMS per axis) during the burst, as a leg
+// movement (PLM) makes it.
 type burstSpec struct {
 	start, dur, amp, ramp float64
+	move                  float64
 }
 
 func (b burstSpec) envelope(t float64) float64 {
@@ -275,6 +278,16 @@ func (n night) imuSample(rng *rand.Rand, site wire.Site, t float64) (acc, gyr [3
 		angle += m.deg * f
 		rate = m.deg / m.dur
 		jerk = 0.15
+	}
+	for _, c := range n.chans {
+		if c.id.Side != site.Side {
+			continue
+		}
+		for _, b := range c.bursts {
+			if b.move > 0 && b.amp > 0 {
+				jerk += b.move * b.envelope(t) / b.amp
+			}
+		}
 	}
 	a := angle * math.Pi / 180
 	acc = [3]float64{
