@@ -516,3 +516,36 @@ func FuzzRouterHandle(f *testing.F) {
 		}
 	})
 }
+
+// TestRouterCloseWakesFeed: a Feed waiting for queue space returns
+// ErrClosed when the router closes instead of hanging.
+func TestRouterCloseWakesFeed(t *testing.T) {
+	h := newRecHandler()
+	h.gate = make(chan struct{})
+	h.entered = make(chan struct{}, 16)
+	r := NewRouter(Config{Shards: 1, QueueLen: 1}, h, nil, nil)
+	ctx := context.Background()
+	for i, mm := range []msg{em("a", 1, 0), em("a", 2, 1)} {
+		if err := r.Feed(ctx, mm.topic, mm.payload); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			<-h.entered // the shard holds frame 1; frame 2 fills the queue
+		}
+	}
+	fed := make(chan error, 1)
+	go func() {
+		mm := em("a", 3, 2)
+		fed <- r.Feed(ctx, mm.topic, mm.payload)
+	}()
+	closed := make(chan struct{})
+	go func() { r.Close(); close(closed) }()
+	if err := <-fed; !errors.Is(err, ErrClosed) {
+		t.Fatalf("blocked Feed returned %v when the router closed, want ErrClosed", err)
+	}
+	close(h.gate)
+	<-closed
+	if got := strings.Join(h.get("a"), " "); got != "emg1 emg2" {
+		t.Errorf("got %s, want the two queued frames", got)
+	}
+}
