@@ -101,7 +101,7 @@ func (s *shard) process(m message) {
 			return
 		}
 		f := s.emg
-		s.observeLag(d, now, f.End())
+		s.observeLag(d, now, f.T0+wire.SpanMicros(f.Len()-1, f.Rate))
 		d.emg.offer(&s.emg, f.Seq, f.T0, f.End(), &d.emgOut)
 	case wire.StreamIMU:
 		if err := s.dec.DecodeIMU(payload, s.imu); err != nil {
@@ -112,7 +112,7 @@ func (s *shard) process(m message) {
 			return
 		}
 		f := s.imu
-		s.observeLag(d, now, f.End())
+		s.observeLag(d, now, f.T0+wire.SpanMicros(f.Len()-1, f.Rate))
 		d.imu.offer(&s.imu, f.Seq, f.T0, f.End(), &d.imuOut)
 	case wire.StreamStatus:
 		if err := s.dec.DecodeStatus(payload, &s.status); err != nil {
@@ -151,8 +151,10 @@ func (s *shard) ensure(d *device, id string, now time.Time) *device {
 	return d
 }
 
-func (s *shard) observeLag(d *device, now time.Time, end int64) {
-	d.lag = float64(now.UnixMicro()-end) / 1e6
+// observeLag records wall clock minus the sample time of the frame's last
+// sample: how far behind the wearer's body the service is.
+func (s *shard) observeLag(d *device, now time.Time, last int64) {
+	d.lag = float64(now.UnixMicro()-last) / 1e6
 	s.r.m.lag.Observe(d.lag)
 }
 
