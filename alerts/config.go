@@ -175,11 +175,11 @@ func DefaultConfig() Config {
 	}
 }
 
-// RegisterFlags defines one flag per setting, named "alert-..." (and
+// RegisterFlags defines one flag per setting but the topic prefix (the
+// service sets it from its own), named "alert-..." (and
 // "tens-...", "webhook-...", "ha-..."), with c's current values as defaults
 // and c's fields as destinations. SecretFlags lists the ones never to log.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Prefix, "alert-prefix", c.Prefix, "MQTT topic prefix for alert, tens, ack and diary topics")
 	fs.DurationVar(&c.EscalateAfter, "alert-escalate-after", c.EscalateAfter, "cramp length without acknowledgement before the stronger alert")
 	fs.DurationVar(&c.TENSAfter, "alert-tens-after", c.TENSAfter, "cramp length without acknowledgement before the TENS prompt (needs -tens-preset)")
 	fs.DurationVar(&c.Cooldown, "alert-cooldown", c.Cooldown, "no new gentle alert this long after an alerted cramp ended")
