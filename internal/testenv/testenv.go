@@ -226,6 +226,20 @@ func (s *server) Restart() error {
 	return s.start()
 }
 
+// StopOnly stops the server process but keeps its port and data directory,
+// so that Start can bring the same server back: an outage that lasts as long
+// as the test needs, unlike Restart.
+func (s *server) StopOnly() { s.kill() }
+
+// Start starts a server stopped by StopOnly again, on the same port with the
+// same data directory, and waits until it answers.
+func (s *server) Start() error {
+	if s.cmd != nil {
+		return errors.New("testenv: server already running")
+	}
+	return s.start()
+}
+
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
