@@ -1,7 +1,9 @@
 // Package sinkmetrics holds the Prometheus metrics that every sink (InfluxDB,
 // local journal, MQTT event publisher) reports under one set of names, so an
 // operator can compare sinks in one dashboard panel: points written, write
-// errors, points dropped, and queue depth, labelled by sink and measurement.
+// errors, points dropped, and queue depth, labelled by sink and measurement;
+// and, for a sink with an on-disk spool, its size, the points spooled and
+// the points a full spool turned away.
 //
 // The sinks live in different packages but must share one collector per
 // metric name: registering the same name twice fails in Prometheus. New
@@ -22,6 +24,12 @@ type Metrics struct {
 	errs    *prometheus.CounterVec
 	dropped *prometheus.CounterVec
 	depth   *prometheus.GaugeVec
+
+	// The spool metrics concern sinks with a durable on-disk spool (only
+	// InfluxDB so far); a sink without one never creates their series.
+	spoolBytes *prometheus.GaugeVec
+	spooled    *prometheus.CounterVec
+	spoolFull  *prometheus.CounterVec
 }
 
 // New creates the sink metrics and registers them with reg. If another sink
@@ -45,6 +53,18 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "crampwatch_sink_queue_depth",
 			Help: "Points waiting in a sink's queue.",
 		}, []string{"sink"}),
+		spoolBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "crampwatch_sink_spool_bytes",
+			Help: "Bytes a sink holds in its on-disk spool, waiting to be replayed.",
+		}, []string{"sink"}),
+		spooled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crampwatch_sink_spooled_points_total",
+			Help: "Points a sink could not write and put in its on-disk spool, by sink and measurement.",
+		}, []string{"sink", "measurement"}),
+		spoolFull: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crampwatch_sink_spool_full_total",
+			Help: "Points a sink's full spool turned away or evicted to make room for events, by sink and measurement.",
+		}, []string{"sink", "measurement"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -60,6 +80,15 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, err
 	}
 	if m.depth, err = register(reg, m.depth); err != nil {
+		return nil, err
+	}
+	if m.spoolBytes, err = register(reg, m.spoolBytes); err != nil {
+		return nil, err
+	}
+	if m.spooled, err = register(reg, m.spooled); err != nil {
+		return nil, err
+	}
+	if m.spoolFull, err = register(reg, m.spoolFull); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -119,3 +148,19 @@ func (s *Sink) Counters(measurement string) (written, errs, dropped prometheus.C
 
 // SetDepth sets the queue depth gauge.
 func (s *Sink) SetDepth(n int) { s.depth.Set(float64(n)) }
+
+// SetSpoolBytes sets the size of the sink's on-disk spool.
+func (s *Sink) SetSpoolBytes(n int64) {
+	s.m.spoolBytes.WithLabelValues(s.name).Set(float64(n))
+}
+
+// Spooled adds n points of measurement put in the spool.
+func (s *Sink) Spooled(measurement string, n int) {
+	s.m.spooled.WithLabelValues(s.name, measurement).Add(float64(n))
+}
+
+// SpoolFull adds n points of measurement that the full spool turned away
+// or evicted.
+func (s *Sink) SpoolFull(measurement string, n int) {
+	s.m.spoolFull.WithLabelValues(s.name, measurement).Add(float64(n))
+}

@@ -66,3 +66,47 @@ func value(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+func TestSpoolMetricsOnlyForSpoolingSinks(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Sink("journal").Written("events", 1)
+	s := m.Sink("influxdb")
+	s.SetSpoolBytes(4096)
+	s.Spooled("envelope", 7)
+	s.Spooled("envelope", 3)
+	s.SpoolFull("motion", 2)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			labels := ""
+			for _, l := range mt.GetLabel() {
+				labels += l.GetName() + "=" + l.GetValue() + ","
+			}
+			v := mt.GetCounter().GetValue()
+			if mt.GetGauge() != nil {
+				v = mt.GetGauge().GetValue()
+			}
+			got[mf.GetName()+"{"+labels+"}"] = v
+		}
+	}
+	for name, want := range map[string]float64{
+		"crampwatch_sink_spool_bytes{sink=influxdb,}":                               4096,
+		"crampwatch_sink_spooled_points_total{measurement=envelope,sink=influxdb,}": 10,
+		"crampwatch_sink_spool_full_total{measurement=motion,sink=influxdb,}":       2,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+	if _, ok := got["crampwatch_sink_spool_bytes{sink=journal,}"]; ok {
+		t.Error("a sink without a spool exports a spool gauge")
+	}
+}
