@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -17,8 +18,10 @@ import (
 
 // Broker is a running embedded broker.
 type Broker struct {
-	srv  *mqtt.Server
-	addr string
+	srv   *mqtt.Server
+	addr  string
+	close sync.Once
+	err   error
 }
 
 // Start starts a broker listening on addr ("127.0.0.1:0" picks a free port).
@@ -57,5 +60,8 @@ func Start(ctx context.Context, addr string, log *slog.Logger) (*Broker, error) 
 // URL returns the broker's address as tcp://host:port.
 func (b *Broker) URL() string { return "tcp://" + b.addr }
 
-// Close stops the broker.
-func (b *Broker) Close() error { return b.srv.Close() }
+// Close stops the broker. It may be called more than once.
+func (b *Broker) Close() error {
+	b.close.Do(func() { b.err = b.srv.Close() })
+	return b.err
+}

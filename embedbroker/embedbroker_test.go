@@ -36,4 +36,6 @@ func TestPublishSubscribe(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no message")
 	}
+	cancel()  // closes the broker...
+	b.Close() // ...and an explicit Close after it must not panic
 }

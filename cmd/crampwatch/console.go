@@ -16,7 +16,7 @@ import (
 type consoleSink struct {
 	w      io.Writer
 	mu     sync.Mutex
-	events []detect.Event       // ended events
+	events []detect.Event       // every event, ongoing and ended
 	latest map[string]time.Time // newest envelope time per device
 }
 
@@ -37,9 +37,7 @@ func (c *consoleSink) Event(e detect.Event) {
 		line += fmt.Sprintf(" %.1f s, peak %.0f uV, confidence %.2f", e.DurationS, e.PeakUV, e.Confidence)
 	}
 	fmt.Fprintln(c.w, line)
-	if e.State == detect.StateEnded {
-		c.events = append(c.events, e)
-	}
+	c.events = append(c.events, e)
 }
 
 func (c *consoleSink) Envelope(e detect.Envelope) {
@@ -66,8 +64,8 @@ func (c *consoleSink) caughtUp(devices []string, t time.Time) bool {
 	return true
 }
 
-// ended returns the finished events seen so far.
-func (c *consoleSink) ended() []detect.Event {
+// all returns the events seen so far.
+func (c *consoleSink) all() []detect.Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]detect.Event(nil), c.events...)

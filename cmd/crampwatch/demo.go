@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/crampwatch/crampwatch/detect"
 	"github.com/crampwatch/crampwatch/embedbroker"
+	"github.com/crampwatch/crampwatch/evaluate"
 	firmwaresim "github.com/crampwatch/crampwatch/firmware-sim"
 	"github.com/crampwatch/crampwatch/mqttclient"
 )
@@ -59,7 +62,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	began := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	broker, err := embedbroker.Start(ctx, "127.0.0.1:0", log.With("component", "broker"))
+	// The broker logs every connection closed at shutdown as a warning;
+	// only its errors are worth showing in a demo.
+	brokerLog := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	broker, err := embedbroker.Start(ctx, "127.0.0.1:0", brokerLog.With("component", "broker"))
 	if err != nil {
 		return err
 	}
@@ -119,7 +125,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for i := range ids {
 		truth = append(truth, run.Device(i).Truth()...)
 	}
-	printSummary(stdout, ids, truth, console.ended())
+	printSummary(stdout, ids, truth, console.all())
 	fmt.Fprintf(stdout, "\n%d frames published (%d lost and %d duplicated on purpose); wall time %.1f s\n",
 		stats.Frames, stats.Lost, stats.Duplicates, time.Since(began).Seconds())
 	fmt.Fprintf(stdout, "event journal: %s\nground truth:  %s\n", cfg.journalPath, run.TruthPath)
@@ -143,42 +149,42 @@ func demoScenario(hours float64) firmwaresim.Scenario {
 	return sc
 }
 
-// printSummary compares each device's finished events with its ground truth.
+// printSummary scores each device's events against its ground truth with
+// the same matching rules as "crampwatch eval" (docs/evaluation.md).
 func printSummary(w io.Writer, devices []string, truth []firmwaresim.Truth, events []detect.Event) {
-	kinds := []string{"cramp", "plm", "movement", "artifact"}
-	type count struct{ truth, found int }
-	counts := map[string]map[string]*count{}
-	for _, d := range devices {
-		counts[d] = map[string]*count{}
-		for _, k := range kinds {
-			counts[d][k] = &count{}
-		}
-	}
-	for _, t := range truth {
-		if c, ok := counts[t.Device][t.Kind]; ok {
-			c.truth++
-		}
-	}
-	for _, e := range events {
-		if c, ok := counts[e.Device][string(e.Kind)]; ok {
-			c.found++
-		}
-	}
 	sort.Strings(devices)
-	fmt.Fprintln(w, "\nSummary: events found / in the ground truth")
+	fmt.Fprintln(w, "\nSummary: detected events matched to the simulator's ground truth")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprint(tw, "device")
-	for _, k := range kinds {
-		fmt.Fprintf(tw, "\t%s", k)
-	}
-	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "device\tcramps found\tfalse alerts\talert latency\tPLM found\tmovements found\tartifacts found")
 	for _, d := range devices {
-		fmt.Fprint(tw, d)
-		for _, k := range kinds {
-			c := counts[d][k]
-			fmt.Fprintf(tw, "\t%d / %d", c.found, c.truth)
+		var tr []firmwaresim.Truth
+		var ev []detect.Event
+		for _, t := range truth {
+			if t.Device == d {
+				tr = append(tr, t)
+			}
 		}
-		fmt.Fprintln(tw)
+		for _, e := range events {
+			if e.Device == d {
+				ev = append(ev, e)
+			}
+		}
+		r := evaluate.Match(tr, ev, evaluate.MatchOptions{Nights: 1, MaxDetails: -1})
+		latency := "n/a"
+		if !math.IsNaN(float64(r.AlertLatencyMedianS)) {
+			latency = fmt.Sprintf("%.1f s median", float64(r.AlertLatencyMedianS))
+		}
+		fmt.Fprintf(tw, "%s\t%d / %d\t%d\t%s\t%d / %d\t%s\t%s\n", d,
+			r.CrampsDetected, r.Cramps, r.FalseAlerts, latency, r.PLMMatched, r.PLMTruth,
+			ofTruth(r.MovementRecall, r.MovementTruth), ofTruth(r.ArtifactRecall, r.ArtifactTruth))
 	}
 	tw.Flush()
+}
+
+// ofTruth prints a recall as "found / truth".
+func ofTruth(recall evaluate.Float, truth int) string {
+	if truth == 0 {
+		return "0 / 0"
+	}
+	return fmt.Sprintf("%.0f / %d", float64(recall)*float64(truth), truth)
 }

@@ -310,6 +310,11 @@ func StartMosquitto(opt MosquittoOptions) (*MosquittoServer, error) {
 		return nil, err
 	}
 	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 0\n", s.Port)
+	if os.Getuid() == 0 {
+		// Started as root, mosquitto drops to the "mosquitto" user, which
+		// cannot write our 0700 temp directory (persistence, logs).
+		conf += "user root\n"
+	}
 	if opt.Persistence {
 		conf += fmt.Sprintf("persistence true\npersistence_location %s/\nautosave_interval 1\n", s.Dir)
 	} else {
