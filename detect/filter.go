@@ -177,15 +177,22 @@ func (m *notches) design(cfg *Config, fs, mains, high float64) {
 	}
 }
 
-// run applies the notches in place; the common case of two is fused like
-// the band-pass.
+// run applies the notches in place; two or three sections (the usual
+// cases) are fused like the band-pass.
 func (m *notches) run(x []float64) {
-	if m.n != 2 {
+	switch m.n {
+	case 2:
+		m.run2(x)
+	case 3:
+		m.run3(x)
+	default:
 		for i := 0; i < m.n; i++ {
 			m.st[i].run(x)
 		}
-		return
 	}
+}
+
+func (m *notches) run2(x []float64) {
 	p, q := &m.st[0], &m.st[1]
 	p1, p2, q1, q2 := p.z1, p.z2, q.z1, q.z2
 	for i, v := range x {
@@ -199,6 +206,27 @@ func (m *notches) run(x []float64) {
 		x[i] = y
 	}
 	p.z1, p.z2, q.z1, q.z2 = flush(p1), flush(p2), flush(q1), flush(q2)
+}
+
+func (m *notches) run3(x []float64) {
+	p, q, r := &m.st[0], &m.st[1], &m.st[2]
+	p1, p2, q1, q2, r1, r2 := p.z1, p.z2, q.z1, q.z2, r.z1, r.z2
+	for i, v := range x {
+		y := p.b0*v + p1
+		p1 = p.b1*v - p.a1*y + p2
+		p2 = p.b2*v - p.a2*y
+		v = y
+		y = q.b0*v + q1
+		q1 = q.b1*v - q.a1*y + q2
+		q2 = q.b2*v - q.a2*y
+		v = y
+		y = r.b0*v + r1
+		r1 = r.b1*v - r.a1*y + r2
+		r2 = r.b2*v - r.a2*y
+		x[i] = y
+	}
+	p.z1, p.z2, q.z1, q.z2 = flush(p1), flush(p2), flush(q1), flush(q2)
+	r.z1, r.z2 = flush(r1), flush(r2)
 }
 
 func (m *notches) response(f, fs float64) float64 {
