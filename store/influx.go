@@ -12,7 +12,9 @@
 // The client's WriteAPI has one unprioritised buffer and retries internally
 // where we cannot see or order it; our own queue (see queue.go) keeps events
 // in a class of their own, retries a failed batch before anything newer, and
-// is the natural place for a later durable on-disk spool.
+// hands batches the server did not take to a durable on-disk spool
+// (Config.SpoolDir, spool.go) that is replayed in order when the server is
+// back, also after a restart.
 package store
 
 import (
@@ -74,6 +76,20 @@ type Config struct {
 	// MaxRetryInterval caps the backoff between retries of a failed batch;
 	// default 30 s.
 	MaxRetryInterval time.Duration
+	// SpoolDir is the directory of the durable spool: batches InfluxDB did
+	// not take (server down, unreachable, overloaded) are written there,
+	// fsynced, and replayed in order when it is back, also by the next run
+	// of the service. It is created with mode 0700 (it holds health data).
+	// Empty: no spool, failed batches wait in memory within QueueSize and
+	// EventQueueSize, and are lost if the service stops.
+	SpoolDir string
+	// SpoolMaxBytes bounds the spool's size on disk; default 1 GiB (about
+	// 8 million envelope points: 9 hours of 40 devices with 4 channels and
+	// 2 IMUs). When it is full, envelope, motion and health points are
+	// dropped (oldest spooled ones first when an event needs the room);
+	// events and alert records are dropped only when no such points are
+	// left, and then only once EventQueueSize is reached as well.
+	SpoolMaxBytes int64
 	// Logger receives write failures; default slog.Default().
 	Logger *slog.Logger
 }
@@ -90,6 +106,7 @@ func DefaultConfig() Config {
 		QueueSize:        200_000,
 		EventQueueSize:   100_000,
 		MaxRetryInterval: 30 * time.Second,
+		SpoolMaxBytes:    1 << 30,
 	}
 }
 
@@ -103,7 +120,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("url", c.URL), slog.String("token", token), slog.String("org", c.Org),
 		slog.String("bucket", c.Bucket), slog.Int("batch_size", c.BatchSize),
 		slog.Duration("flush_interval", c.FlushInterval), slog.Bool("envelope", c.Envelope),
-		slog.Bool("motion", c.Motion), slog.Duration("write_timeout", c.WriteTimeout))
+		slog.Bool("motion", c.Motion), slog.Duration("write_timeout", c.WriteTimeout),
+		slog.String("spool_dir", c.SpoolDir), slog.Int64("spool_max_bytes", c.SpoolMaxBytes))
 }
 
 func (c *Config) setDefaults() {
@@ -125,6 +143,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxRetryInterval <= 0 {
 		c.MaxRetryInterval = d.MaxRetryInterval
+	}
+	if c.SpoolMaxBytes <= 0 {
+		c.SpoolMaxBytes = d.SpoolMaxBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -157,6 +178,19 @@ type Influx struct {
 	done    chan struct{}
 	ctx     context.Context // cancelled when Close gives up
 	cancel  context.CancelFunc
+
+	// Owned by the writer goroutine once it runs.
+	spool    *spool // nil without Config.SpoolDir
+	replay   chunk  // a spooled record being written
+	spooling spoolEpisode
+	lost     int // points dropped when the writer stopped; read by Close after done
+}
+
+// spoolEpisode is the logging state of one outage: from the first batch
+// spooled to the spool being empty again, each condition is logged once.
+type spoolEpisode struct {
+	started, full, highFull bool
+	replayed                int
 }
 
 // New creates the sink and starts its writer. It does not contact the
@@ -178,6 +212,12 @@ func New(cfg Config, reg prometheus.Registerer) (*Influx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	var sp *spool
+	if cfg.SpoolDir != "" {
+		if sp, err = openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes, cfg.Logger.With("sink", sinkName)); err != nil {
+			return nil, err
+		}
+	}
 	opts := influxdb2.DefaultOptions().
 		SetPrecision(time.Microsecond).
 		// Our contexts bound every call; the client's own timeout only
@@ -195,6 +235,8 @@ func New(cfg Config, reg prometheus.Registerer) (*Influx, error) {
 		kick:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
+		spool:   sp,
+		replay:  chunk{counts: make(map[string]int, 4)},
 	}
 	for _, meas := range []string{MeasurementEvents, MeasurementEnvelope, MeasurementMotion, MeasurementHealth} {
 		var c counters
@@ -202,6 +244,15 @@ func New(cfg Config, reg prometheus.Registerer) (*Influx, error) {
 		s.byMeas[meas] = c
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if sp != nil {
+		s.metrics.SetSpoolBytes(sp.size)
+		if n := sp.lines(); n > 0 {
+			s.log.Warn("InfluxDB spool holds points from an earlier run; replaying them",
+				"dir", cfg.SpoolDir, "points", n, "bytes", sp.size)
+			s.spooling.started = true
+			s.kick <- struct{}{}
+		}
+	}
 	go s.run()
 	return s, nil
 }
@@ -367,8 +418,12 @@ func (s *Influx) Ready(ctx context.Context) error {
 }
 
 // Close writes everything queued and stops the sink. If ctx ends first, it
-// abandons the write in progress, counts the unwritten points as dropped
-// and returns an error that wraps ctx's.
+// abandons the write in progress and counts the unwritten points as
+// dropped. With a spool, Close does not wait for a server that is down:
+// what it cannot write (server down, or ctx ended) is kept in the spool
+// for the next start instead of dropped; while the server takes writes it
+// also replays the spool. Close returns an error, wrapping ctx's if ctx
+// ended, only if points were dropped.
 func (s *Influx) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
@@ -378,30 +433,39 @@ func (s *Influx) Close(ctx context.Context) error {
 	s.closed = true
 	s.mu.Unlock()
 	close(s.closing)
-	var err error
 	select {
 	case <-s.done:
 	case <-ctx.Done():
 		s.cancel()
 		<-s.done // the writer's request is bound to s.ctx: it returns at once
-		err = fmt.Errorf("store: close: unwritten points dropped: %w", ctx.Err())
 	}
 	s.cancel()
 	s.client.Close()
-	return err
+	if s.lost > 0 {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("store: close: %d unwritten points dropped: %w", s.lost, err)
+		}
+		return fmt.Errorf("store: close: %d unwritten points dropped", s.lost)
+	}
+	return nil
 }
 
 // run is the writer goroutine: it sends full chunks when kicked, all
 // chunks every FlushInterval and on Close, and retries a failed chunk with
-// exponential backoff until it succeeds or Close gives up.
+// exponential backoff until it succeeds or Close gives up. With a spool,
+// the failed chunk and everything sealed while the server is down go to
+// disk at once, and the retries replay the spool.
 func (s *Influx) run() {
 	defer close(s.done)
+	if s.spool != nil {
+		defer s.spool.close()
+	}
 	tick := time.NewTicker(s.cfg.FlushInterval)
 	defer tick.Stop()
 	retry := time.NewTimer(0)
 	<-retry.C
 	var (
-		waiting bool // a failed chunk waits for the retry timer
+		waiting bool // the server failed: wait for the retry timer
 		backoff time.Duration
 		closing = s.closing
 	)
@@ -417,7 +481,7 @@ func (s *Influx) run() {
 			closing = nil // closed: stop selecting it, but keep the state
 			flush = true
 		case <-s.ctx.Done():
-			s.dropQueued()
+			s.stop()
 			return
 		}
 		if flush || closing == nil {
@@ -425,33 +489,29 @@ func (s *Influx) run() {
 			s.q.sealAll()
 			s.mu.Unlock()
 		}
-		if waiting {
-			continue
-		}
-		for {
-			s.mu.Lock()
-			ch, c := s.q.head()
-			s.mu.Unlock()
-			if ch == nil {
-				break
-			}
-			err := s.write(ch)
-			if err != nil && retryable(err) {
+		if !waiting {
+			if err := s.drain(); err != nil {
 				if s.ctx.Err() != nil {
-					s.dropQueued()
+					s.stop()
 					return
 				}
 				backoff = nextBackoff(backoff, s.cfg.MaxRetryInterval)
-				s.log.Warn("InfluxDB write failed, will retry", "err", err, "lines", ch.lines, "retry_in", backoff)
+				s.log.Warn("InfluxDB write failed, will retry", "err", err, "retry_in", backoff, "spool", s.spool != nil)
 				retry.Reset(backoff)
 				waiting = true
-				break
+			} else {
+				backoff = 0
 			}
-			backoff = 0
-			s.mu.Lock()
-			s.q.pop(c, ch)
-			s.metrics.SetDepth(s.q.depth())
-			s.mu.Unlock()
+		}
+		if waiting && s.spool != nil {
+			// The server is down: what is sealed goes to disk now rather
+			// than when it is back, so neither a long outage nor a crash
+			// loses it, and Close need not wait.
+			s.pump(true)
+			if closing == nil {
+				s.stop()
+				return
+			}
 		}
 		if closing == nil && !waiting {
 			s.mu.Lock()
@@ -462,6 +522,202 @@ func (s *Influx) run() {
 			}
 		}
 	}
+}
+
+// drain writes, high class first and in order within a class, the spooled
+// records and the sealed chunks, until nothing sealed is left (nil) or a
+// write fails and is worth retrying (that error).
+func (s *Influx) drain() error {
+	for {
+		if s.spool != nil {
+			s.pump(false)
+		}
+		wrote, err := s.writeNext()
+		if err != nil || !wrote {
+			return err
+		}
+	}
+}
+
+// writeNext writes the next record or chunk, if any. Within a class, the
+// spool is older than the memory queue, so it goes first.
+func (s *Influx) writeNext() (wrote bool, err error) {
+	for _, c := range []*class{&s.q.high, &s.q.bulk} {
+		if s.spool != nil && !s.spool.empty(c.id) {
+			return true, s.replayHead(c.id)
+		}
+		s.mu.Lock()
+		ch := s.q.headOf(c)
+		s.mu.Unlock()
+		if ch == nil {
+			continue
+		}
+		err := s.write(ch)
+		if err != nil && retryable(err) {
+			if s.spool != nil {
+				s.spoolChunk(c, ch)
+			}
+			return true, err
+		}
+		s.popChunk(c, ch)
+		return true, nil
+	}
+	return false, nil
+}
+
+// replayHead writes the oldest spooled record of class cls and lets it go
+// unless the write is worth retrying.
+func (s *Influx) replayHead(cls int) error {
+	rec, lines, err := s.spool.head(cls)
+	if err != nil {
+		for _, mc := range rec.counts {
+			s.metrics.Dropped(mc.meas, mc.n)
+		}
+		s.log.Error("InfluxDB spool record unreadable; its points are lost", "err", err, "lines", rec.lines)
+		s.popRecord(cls)
+		return nil
+	}
+	ch := &s.replay
+	ch.buf, ch.lines = lines, rec.lines
+	clear(ch.counts)
+	for _, mc := range rec.counts {
+		ch.counts[mc.meas] += mc.n
+	}
+	err = s.write(ch)
+	ch.buf = nil // the spool's buffer
+	if err != nil && retryable(err) {
+		return err
+	}
+	if err == nil {
+		s.spooling.replayed += rec.lines
+	}
+	s.popRecord(cls)
+	return nil
+}
+
+func (s *Influx) popRecord(cls int) {
+	s.spool.pop(cls)
+	s.metrics.SetSpoolBytes(s.spool.size)
+	if s.spool.lines() == 0 {
+		s.log.Info("InfluxDB spool replayed", "points", s.spooling.replayed)
+		s.spooling = spoolEpisode{}
+	}
+}
+
+func (s *Influx) popChunk(c *class, ch *chunk) {
+	s.mu.Lock()
+	s.q.pop(c, ch)
+	s.metrics.SetDepth(s.q.depth())
+	s.mu.Unlock()
+}
+
+// pump moves sealed chunks to the spool, oldest first: all of them if
+// force (the server is down), else those of classes whose spool is not
+// empty, which must not overtake it.
+func (s *Influx) pump(force bool) {
+	for _, c := range []*class{&s.q.high, &s.q.bulk} {
+		for force || !s.spool.empty(c.id) {
+			s.mu.Lock()
+			ch := s.q.headOf(c)
+			s.mu.Unlock()
+			if ch == nil || !s.spoolChunk(c, ch) {
+				break
+			}
+		}
+	}
+}
+
+// spoolChunk moves ch, the head of c, to the spool and reports whether it
+// left the memory queue. When the spool is full, a high chunk makes room
+// by evicting the oldest bulk segments; if that is not enough it stays in
+// memory (it and the chunks behind it are written after the spool), while
+// a bulk chunk is dropped: the degradation order of docs/schema.md.
+func (s *Influx) spoolChunk(c *class, ch *chunk) bool {
+	err := s.spool.append(c.id, ch)
+	for errors.Is(err, errSpoolFull) && c.id == classHigh {
+		lost, ok := s.spool.evictOldest(classBulk)
+		if !ok {
+			break
+		}
+		n := 0
+		for m, k := range lost {
+			s.metrics.Dropped(m, k)
+			s.metrics.SpoolFull(m, k)
+			n += k
+		}
+		s.logSpoolFull()
+		s.log.Warn("InfluxDB spool full: oldest envelope, motion and health points dropped to keep events", "points", n)
+		err = s.spool.append(c.id, ch)
+	}
+	s.metrics.SetSpoolBytes(s.spool.size)
+	if err == nil {
+		for m, n := range ch.counts {
+			s.metrics.Spooled(m, n)
+		}
+		if !s.spooling.started {
+			s.spooling.started = true
+			s.log.Warn("InfluxDB not taking writes: spooling to disk", "dir", s.cfg.SpoolDir)
+		}
+		s.popChunk(c, ch)
+		return true
+	}
+	full := errors.Is(err, errSpoolFull)
+	first := !ch.refused
+	ch.refused = true
+	if full {
+		if c.id == classHigh && first {
+			for m, n := range ch.counts {
+				s.metrics.SpoolFull(m, n)
+			}
+		}
+		s.logSpoolFull()
+	} else if first {
+		s.log.Error("InfluxDB spool write failed", "err", err, "lines", ch.lines)
+	}
+	if c.id == classHigh {
+		if full && !s.spooling.highFull {
+			s.spooling.highFull = true
+			s.mu.Lock()
+			queued := s.q.high.lines
+			s.mu.Unlock()
+			s.log.Error("InfluxDB spool full of events and alert records: new ones wait in memory, up to EventQueueSize",
+				"queued", queued, "event_queue_size", s.cfg.EventQueueSize)
+		}
+		return false
+	}
+	for m, n := range ch.counts {
+		s.metrics.Dropped(m, n)
+		if full {
+			s.metrics.SpoolFull(m, n)
+		}
+	}
+	s.popChunk(c, ch)
+	return true
+}
+
+// logSpoolFull logs, once per outage, that the spool reached its bound.
+func (s *Influx) logSpoolFull() {
+	if s.spooling.full {
+		return
+	}
+	s.spooling.full = true
+	s.log.Error("InfluxDB spool full: envelope, motion and health points are dropped from now on; events and alert records keep their place",
+		"dir", s.cfg.SpoolDir, "bytes", s.spool.size, "max_bytes", s.cfg.SpoolMaxBytes)
+}
+
+// stop ends the writer: with a spool, everything still queued goes to
+// disk; what cannot is counted as dropped.
+func (s *Influx) stop() {
+	if s.spool != nil {
+		s.mu.Lock()
+		s.q.sealAll()
+		s.mu.Unlock()
+		s.pump(true)
+		if n := s.spool.lines(); n > 0 {
+			s.log.Info("InfluxDB spool keeps points for the next start", "points", n, "bytes", s.spool.size, "dir", s.cfg.SpoolDir)
+		}
+	}
+	s.dropQueued()
 }
 
 // write sends one chunk and accounts for it: written on success, dropped
@@ -524,6 +780,7 @@ func (s *Influx) dropQueued() {
 		s.metrics.Dropped(m, n)
 		total += n
 	}
+	s.lost = total
 	if total > 0 {
 		s.log.Error("InfluxDB sink stopped with unwritten points", "points", total)
 	}

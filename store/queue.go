@@ -12,6 +12,10 @@ package store
 // failed write is retried before anything newer in the same class, and a
 // cramp's "ended" point is never overtaken by its "ongoing" one.
 //
+// With a spool (spool.go), a chunk whose write failed leaves the queue for
+// the disk, and so does every chunk of its class behind it until the
+// spool has been replayed.
+//
 // All methods are called with Influx.mu held.
 
 const maxFreeChunks = 4
@@ -21,9 +25,20 @@ type chunk struct {
 	lines  int
 	sealed bool           // no more appends: full, or taken by a flush
 	counts map[string]int // lines per measurement, for the metrics
+	// refused: the spool turned this chunk away once (full, or a disk
+	// error); it is counted and logged only the first time.
+	refused bool
 }
 
+// Class ids, also the spool's.
+const (
+	classHigh = iota
+	classBulk
+	numClasses
+)
+
 type class struct {
+	id     int
 	chunks []*chunk // FIFO; only the last one may be open
 	lines  int      // lines in all chunks, including one being written
 	max    int      // bound on lines
@@ -37,7 +52,7 @@ type queue struct {
 }
 
 func newQueue(batch, highMax, bulkMax int) *queue {
-	return &queue{batch: batch, high: class{max: highMax}, bulk: class{max: bulkMax}}
+	return &queue{batch: batch, high: class{id: classHigh, max: highMax}, bulk: class{id: classBulk, max: bulkMax}}
 }
 
 // open returns the chunk to append the next line of c to, or nil if c is
@@ -83,14 +98,13 @@ func (q *queue) sealAll() {
 	}
 }
 
-// head returns the next chunk to write, high class first, or nil.
-func (q *queue) head() (*chunk, *class) {
-	for _, c := range []*class{&q.high, &q.bulk} {
-		if len(c.chunks) > 0 && c.chunks[0].sealed {
-			return c.chunks[0], c
-		}
+// headOf returns the next chunk of c to write, or nil if c has no sealed
+// chunk.
+func (q *queue) headOf(c *class) *chunk {
+	if len(c.chunks) > 0 && c.chunks[0].sealed {
+		return c.chunks[0]
 	}
-	return nil, nil
+	return nil
 }
 
 // pop removes ch, the head of c, once it is written or given up.
@@ -109,6 +123,7 @@ func (q *queue) recycle(ch *chunk) {
 	ch.buf = ch.buf[:0]
 	ch.lines = 0
 	ch.sealed = false
+	ch.refused = false
 	clear(ch.counts)
 	q.free = append(q.free, ch)
 }
