@@ -300,6 +300,8 @@ func (d *Device) buildTruth() []Truth {
 			perLeg(e, "movement", "turn_over")
 		case epGetUp:
 			perLeg(e, "movement", "get_up")
+		case epStretch:
+			perLeg(e, "movement", "stretch")
 		case epLeadOff, epFlat, epSaturation:
 			cause := map[epKind]string{epLeadOff: "lead_off", epFlat: "flat_line", epSaturation: "saturation"}[e.kind]
 			c := d.chans[e.ch]

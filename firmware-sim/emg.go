@@ -329,8 +329,11 @@ func moveLevel(e *episode, lp *legPart, t float64) float64 {
 	if t < lp.start || t >= lp.end {
 		return 0
 	}
-	if e.kind == epTurn {
+	switch e.kind {
+	case epTurn:
 		return math.Sqrt(math.Sin(math.Pi * (t - lp.start) / (lp.end - lp.start)))
+	case epStretch:
+		return edges(t, lp.start, lp.end, 0.4)
 	}
 	return edges(t, lp.start, lp.end, 0.5)
 }
@@ -365,7 +368,7 @@ func (g *emgGen) control(c *emgChan, ci int, t float64) ctrl {
 				a := lp.amp * edges(t, lp.start, lp.end, 0.1) * math.Max(1+0.2*c.mod, 0.3)
 				power += a * a
 			}
-		case epTurn, epGetUp:
+		case epTurn, epGetUp, epStretch:
 			lp := &e.legs[c.leg]
 			if lp.on {
 				a := lp.amp * moveLevel(e, lp, t) * math.Max(1+0.35*c.mod, 0.2)
@@ -394,7 +397,7 @@ func (g *emgGen) artifacts(c *emgChan, ci int, out []float64, t0 float64) {
 	n := len(out)
 	for _, e := range g.active {
 		switch e.kind {
-		case epTurn, epGetUp:
+		case epTurn, epGetUp, epCramp:
 			for _, s := range e.spikes {
 				if s.leg != c.leg {
 					continue

@@ -15,7 +15,7 @@ var testStart = time.Date(2025, 11, 24, 22, 30, 0, 0, time.UTC)
 func quiet(sc Scenario) Scenario {
 	sc.Cramps.PerNight, sc.Cramps.EveryS = 0, 0
 	sc.PLM.SeriesPerNight, sc.PLM.IsolatedPerNight = 0, 0
-	sc.Movements.TurnsPerNight, sc.Movements.GetUpsPerNight = 0, 0
+	sc.Movements.TurnsPerNight, sc.Movements.GetUpsPerNight, sc.Movements.StretchesPerNight = 0, 0, 0
 	sc.Artifacts = ArtifactConfig{
 		LeadOffS: Range{1, 1}, FlatS: Range{1, 1}, SaturationS: Range{1, 1},
 		HumS: Range{1, 1}, HumUV: Range{1, 1}, GapS: Range{1, 1},

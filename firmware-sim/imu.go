@@ -127,6 +127,30 @@ func (g *imuGen) sample(s *imuSite, t float64, acc, gyr *[3]float64) {
 			}
 			dynAcc += 0.01 * lv
 			dynGyr += 1.5 * lv
+			// The wearer's reaction: pulling the leg up, reaching for the foot.
+			if ur := (t - e.react) / e.reactD; e.reactD > 0 && ur >= 0 && ur < 1 {
+				sn := math.Sin(math.Pi * ur)
+				pitch += 25 * sn * sn
+				dpitch += 25 * math.Pi / e.reactD * math.Sin(2*math.Pi*ur)
+				dynAcc += 0.3 * sn
+				dynGyr += 40 * sn
+			}
+		case epStretch:
+			// Pointing the foot: the shank tilts within half a second, holds,
+			// and returns.
+			if u < 0 || u >= 1 {
+				continue
+			}
+			r := math.Min(0.5, d/4)
+			pitch += lp.tilt * edges(t, lp.start, lp.end, r)
+			if t-lp.start < r {
+				dpitch += lp.tilt * math.Pi / (2 * r) * math.Sin(math.Pi*(t-lp.start)/r)
+			} else if lp.end-t < r {
+				dpitch -= lp.tilt * math.Pi / (2 * r) * math.Sin(math.Pi*(lp.end-t)/r)
+			}
+			sn := math.Sin(math.Pi * u)
+			dynAcc += 0.06 * sn
+			dynGyr += 8 * sn
 		case epPLM, epLM:
 			// Ankle dorsiflexion: a small tilt blip and acceleration.
 			if u < 0 || u >= 1 {

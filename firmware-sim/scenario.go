@@ -111,6 +111,13 @@ type CrampConfig struct {
 	DipsPerMinute float64 `yaml:"dips_per_minute" json:"dips_per_minute"`
 	// TiltDeg is the shank tilt change from forced plantar flexion, degrees.
 	TiltDeg Range `yaml:"tilt_deg" json:"tilt_deg"`
+	// ReactionProb is the probability that the wearer, woken by the cramp,
+	// moves the cramping leg (pulls it up, reaches for the foot) during the
+	// cramp: ReactionS of large motion starting ReactionDelayS after onset.
+	// The cramp goes on; the motion is part of the cramp truth.
+	ReactionProb   float64 `yaml:"reaction_prob" json:"reaction_prob"`
+	ReactionDelayS Range   `yaml:"reaction_delay_s" json:"reaction_delay_s"`
+	ReactionS      Range   `yaml:"reaction_s" json:"reaction_s"`
 }
 
 // PLMConfig sets periodic limb movement series and isolated leg movements.
@@ -152,6 +159,14 @@ type MovementConfig struct {
 	// and MotionSpikeUV their size.
 	MotionSpikes  Range `yaml:"motion_spikes" json:"motion_spikes"`
 	MotionSpikeUV Range `yaml:"motion_spike_uv" json:"motion_spike_uv"`
+	// StretchesPerNight is the Poisson mean of voluntary stretches of one leg
+	// (pointing the foot, tensing the calf): StretchS of sustained EMG at
+	// StretchUV with a moderate shank movement of StretchDeg. They look like
+	// the start of a cramp, but the leg moves; truth kind movement.
+	StretchesPerNight float64 `yaml:"stretches_per_night" json:"stretches_per_night"`
+	StretchS          Range   `yaml:"stretch_s" json:"stretch_s"`
+	StretchUV         Range   `yaml:"stretch_uv" json:"stretch_uv"`
+	StretchDeg        Range   `yaml:"stretch_deg" json:"stretch_deg"`
 }
 
 // ArtifactConfig sets how often each artifact happens (Poisson means per
@@ -220,6 +235,9 @@ func DefaultScenario() Scenario {
 			Crosstalk:       0.08,
 			DipsPerMinute:   1.5,
 			TiltDeg:         Range{1, 6},
+			ReactionProb:    0.3,
+			ReactionDelayS:  Range{8, 60},
+			ReactionS:       Range{2, 6},
 		},
 		PLM: PLMConfig{
 			WearerFraction:    0.35,
@@ -235,14 +253,18 @@ func DefaultScenario() Scenario {
 			IsolatedPerNight:  6,
 		},
 		Movements: MovementConfig{
-			TurnsPerNight:  12,
-			TurnS:          Range{1, 4},
-			TurnRollDeg:    Range{40, 170},
-			EMGUV:          Range{30, 300},
-			GetUpsPerNight: 0.7,
-			GetUpS:         Range{4, 12},
-			MotionSpikes:   Range{0, 4},
-			MotionSpikeUV:  Range{100, 1500},
+			TurnsPerNight:     12,
+			TurnS:             Range{1, 4},
+			TurnRollDeg:       Range{40, 170},
+			EMGUV:             Range{30, 300},
+			GetUpsPerNight:    0.7,
+			GetUpS:            Range{4, 12},
+			MotionSpikes:      Range{0, 4},
+			MotionSpikeUV:     Range{100, 1500},
+			StretchesPerNight: 3,
+			StretchS:          Range{2, 8},
+			StretchUV:         Range{50, 400},
+			StretchDeg:        Range{8, 25},
 		},
 		Artifacts: ArtifactConfig{
 			LeadOffPerNight:    0.4,
@@ -276,6 +298,7 @@ func (sc Scenario) WithHours(h float64) Scenario {
 	sc.PLM.IsolatedPerNight *= k
 	sc.Movements.TurnsPerNight *= k
 	sc.Movements.GetUpsPerNight *= k
+	sc.Movements.StretchesPerNight *= k
 	a := &sc.Artifacts
 	a.LeadOffPerNight *= k
 	a.FlatPerNight *= k
@@ -397,6 +420,11 @@ func (sc *Scenario) Validate() error {
 		{"cramps.release_s", sc.Cramps.ReleaseS, 0.05, 60},
 		{"cramps.peak_uv", sc.Cramps.PeakUV, 1, 10000},
 		{"cramps.tilt_deg", sc.Cramps.TiltDeg, 0, 45},
+		{"cramps.reaction_delay_s", sc.Cramps.ReactionDelayS, 0, 3600},
+		{"cramps.reaction_s", sc.Cramps.ReactionS, 0.1, 600},
+		{"movements.stretch_s", sc.Movements.StretchS, 0.1, 600},
+		{"movements.stretch_uv", sc.Movements.StretchUV, 0, 10000},
+		{"movements.stretch_deg", sc.Movements.StretchDeg, 0, 90},
 		{"plm.movements", sc.PLM.Movements, 1, 1000},
 		{"plm.interval_s", sc.PLM.IntervalS, 1, 300},
 		{"plm.burst_s", sc.PLM.BurstS, 0.05, 60},
@@ -433,6 +461,8 @@ func (sc *Scenario) Validate() error {
 		{"cramps.duration_sigma", sc.Cramps.DurationSigma, 10},
 		{"cramps.crosstalk", sc.Cramps.Crosstalk, 1},
 		{"cramps.dips_per_minute", sc.Cramps.DipsPerMinute, 60},
+		{"cramps.reaction_prob", sc.Cramps.ReactionProb, 1},
+		{"movements.stretches_per_night", sc.Movements.StretchesPerNight, 1000},
 		{"plm.wearer_fraction", sc.PLM.WearerFraction, 1},
 		{"plm.series_per_night", sc.PLM.SeriesPerNight, 1000},
 		{"plm.jitter_s", sc.PLM.JitterS, 100},

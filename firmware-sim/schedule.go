@@ -15,6 +15,7 @@ const (
 	epLM
 	epTurn
 	epGetUp
+	epStretch
 	epLeadOff
 	epFlat
 	epSaturation
@@ -59,6 +60,7 @@ type episode struct {
 	amp           float64 // cramp level or hum level, uV RMS (gain applied for cramps)
 	ramp, release float64 // cramp onset ramp and relaxation, seconds
 	tilt          float64 // cramp plantar-flexion tilt or movement pitch excursion, degrees
+	react, reactD float64 // cramp: start and length of the wearer's reaction movement (reactD 0: none)
 	dips          []dip
 	spikes        []spike
 	offset, noise float64 // lead-off DC offset and noise, uV
@@ -293,6 +295,20 @@ func (s *scheduler) addCramp(at, d float64, leg int, chans []chanInfo) {
 			depth: 0.3 + 0.35*s.rng.Float64(),
 		})
 	}
+	if s.rng.Float64() < c.ReactionProb {
+		delay, rd := s.uniform(c.ReactionDelayS), s.uniform(c.ReactionS)
+		// Only while the muscle is still contracted, before the relaxation.
+		if at+delay+rd < e.end-e.release {
+			e.react, e.reactD = at+delay, rd
+			for range s.rng.IntN(3) {
+				width := 0.02 + 0.08*s.rng.Float64()
+				e.spikes = append(e.spikes, spike{
+					at: e.react + s.rng.Float64()*(rd-width), width: width,
+					amp: s.sign() * s.logUniform(s.sc.Movements.MotionSpikeUV), leg: leg,
+				})
+			}
+		}
+	}
 	s.reserve(leg, e.start, e.end)
 	s.eps = append(s.eps, e)
 }
@@ -346,6 +362,27 @@ func (s *scheduler) movements() {
 	}
 	for range s.poisson(m.GetUpsPerNight) {
 		place(epGetUp, m.GetUpS)
+	}
+	for range s.poisson(m.StretchesPerNight) {
+		d := s.uniform(m.StretchS)
+		for range maxTries {
+			at, ok := s.window(d)
+			if !ok {
+				return
+			}
+			leg := s.randomLeg(true)
+			if leg < 0 || !s.free(leg, at, at+d) {
+				continue
+			}
+			e := episode{kind: epStretch, start: at, end: at + d, ch: -1}
+			e.legs[leg] = legPart{on: true, start: at, end: at + d,
+				amp:  s.logUniform(m.StretchUV) * s.w.gain,
+				tilt: s.uniform(m.StretchDeg),
+			}
+			s.reserve(leg, at, at+d)
+			s.eps = append(s.eps, e)
+			break
+		}
 	}
 }
 

@@ -602,8 +602,10 @@ func TestIMUMotion(t *testing.T) {
 	sc := quiet(DefaultScenario())
 	sc.Hours = 0.5
 	sc.Movements.TurnsPerNight = 6
-	sc.Cramps.PerNight = 2
+	sc.Movements.StretchesPerNight = 3
+	sc.Cramps.PerNight = 5
 	sc.Cramps.TiltDeg = Range{4, 6}
+	sc.Cramps.ReactionProb = 0.6
 	d := NewDevice("imu", sc, 21, testStart)
 	r := record(t, d)
 	// peak returns the largest angular rate and the mean gravity vector of
@@ -639,12 +641,20 @@ func TestIMUMotion(t *testing.T) {
 		nb := math.Sqrt(b[0]*b[0] + b[1]*b[1] + b[2]*b[2])
 		return math.Acos(math.Min(1, dot/(na*nb))) / deg
 	}
-	var turns, cramps int
+	var turns, cramps, stretches, reactions int
 	for _, tr := range d.Truth() {
 		a, b := sec(tr.Onset), sec(tr.End)
 		restPk, before := peak(tr.Side, a-6, a-1)
 		switch tr.Kind {
 		case "movement":
+			if tr.Cause == "stretch" {
+				stretches++
+				pk, during := peak(tr.Side, a+0.4*(b-a), a+0.6*(b-a))
+				if ang := angle(before, during); ang < 5 || pk > 60 {
+					t.Errorf("%v: tilt %.1f deg, peak rate %.1f deg/s: want a moderate movement", tr, ang, pk)
+				}
+				continue
+			}
 			turns++
 			pk, _ := peak(tr.Side, a, b)
 			_, after := peak(tr.Side, b+1, b+6)
@@ -659,13 +669,25 @@ func TestIMUMotion(t *testing.T) {
 				continue
 			}
 			cramps++
+			e := d.eps[slices.IndexFunc(d.eps, func(e episode) bool { return e.kind == epCramp && d.at(e.start).Equal(tr.Onset) })]
+			if e.reactD > 0 {
+				// The wearer moves the leg, and the muscle stays contracted.
+				reactions++
+				pk, _ := peak(tr.Side, e.react, e.react+e.reactD)
+				ci := e.ch
+				inside := rms(r.segment(ci, e.react, e.react+e.reactD))
+				if pk < 20 || inside < 5*d.Wearer().RestUV[ci] {
+					t.Errorf("%v: reaction with %.1f deg/s, EMG %.0f uV", tr, pk, inside)
+				}
+				continue
+			}
 			pk, during := peak(tr.Side, a+4, b-6)
 			if ang := angle(before, during); ang < 2 || ang > 10 || pk > 30 {
 				t.Errorf("%v: tilt %.1f deg, peak rate %.1f deg/s: want a few degrees and a still leg", tr, ang, pk)
 			}
 		}
 	}
-	if turns == 0 || cramps == 0 {
-		t.Fatalf("%d turns and %d cramps scheduled", turns, cramps)
+	if turns == 0 || cramps == 0 || stretches == 0 || reactions == 0 {
+		t.Fatalf("%d turns, %d stretches, %d cramps (%d with a reaction) scheduled", turns, stretches, cramps, reactions)
 	}
 }

@@ -30,7 +30,7 @@ const SideBoth = "both"
 // or, for a bilateral PLM, both. For leg-level truth (plm, lm, movement,
 // artifacts of the whole device) Muscle is the muscle of the leg's first
 // channel. Cause says what an artifact was (lead_off, flat_line, saturation,
-// mains_hum, gap) and what a movement was (turn_over, get_up).
+// mains_hum, gap) and what a movement was (turn_over, get_up, stretch).
 type Truth struct {
 	Device string    `json:"device"`
 	Kind   string    `json:"kind"`
