@@ -68,3 +68,4 @@ func (s *nopSink) deliver(*tframe, int64, int64) { s.n++ }
 func (s *nopSink) gap(int, int64, int64)         {}
 func (s *nopSink) dropped(drop)                  {}
 func (s *nopSink) reset()                        {}
+func (s *nopSink) clockJump()                    {}

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"math"
 	"runtime"
 	"time"
 
@@ -35,6 +36,34 @@ type Config struct {
 	// is dropped (freeing its MaxDevices slot), default 2 h. When it sends
 	// again its stream starts afresh. Negative disables eviction.
 	IdleTimeout time.Duration
+	// QueueWait is how long Handle waits for room in a full shard queue
+	// before it drops the message. The default, 0, never waits. The service
+	// sets it so that a backlog (a broker delivering a persistent session's
+	// queued frames after an outage) slows the MQTT delivery goroutine down
+	// to the detectors' pace instead of being dropped: the broker holds what
+	// does not fit, and a message is acknowledged only once it is queued.
+	QueueWait time.Duration
+	// DeviceRate limits each device's live messages (EMG, IMU and status
+	// together) to this many per wall-clock second, with bursts of
+	// DeviceBurst; messages over the limit are dropped before they are
+	// decoded and counted as rate_limited. Default 100 (a device sends 10
+	// to 40); negative disables the limit. Messages passed to Feed and
+	// frames of a device that is catching up (see CatchUpLag) are exempt.
+	DeviceRate float64
+	// DeviceBurst is the token bucket's size, default 2 s of DeviceRate.
+	DeviceBurst int
+	// CatchUpLag exempts a device from DeviceRate while its newest frame,
+	// delivered in order, was more than this far behind the wall clock,
+	// default 10 s: after an outage the broker delivers the frames it kept
+	// much faster than they were recorded, and none of them may be lost.
+	// A flood runs ahead of the wall clock or repeats old frames, so it is
+	// never exempt.
+	CatchUpLag time.Duration
+	// ClockJump is how far a frame may start after the end of the frame
+	// before it, with no sequence number missing, before the router reports
+	// a discontinuity (a Gap with lost = 0): the device clock stepped
+	// forward. Default ReorderHold.
+	ClockJump time.Duration
 }
 
 // Defaults for Config fields left zero.
@@ -45,6 +74,8 @@ const (
 	DefaultReorderWindow  = 8
 	DefaultReorderHold    = time.Second
 	DefaultIdleTimeout    = 2 * time.Hour
+	DefaultDeviceRate     = 100
+	DefaultCatchUpLag     = 10 * time.Second
 )
 
 // withDefaults returns cfg with every zero field set to its default.
@@ -79,6 +110,24 @@ func (cfg Config) withDefaults() Config {
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
+	if cfg.QueueWait < 0 {
+		cfg.QueueWait = 0
+	}
+	switch {
+	case cfg.DeviceRate == 0:
+		cfg.DeviceRate = DefaultDeviceRate
+	case cfg.DeviceRate < 0 || math.IsNaN(cfg.DeviceRate):
+		cfg.DeviceRate = 0
+	}
+	if cfg.DeviceBurst <= 0 {
+		cfg.DeviceBurst = max(1, int(2*cfg.DeviceRate))
+	}
+	if cfg.CatchUpLag <= 0 {
+		cfg.CatchUpLag = DefaultCatchUpLag
+	}
+	if cfg.ClockJump <= 0 {
+		cfg.ClockJump = cfg.ReorderHold
+	}
 	return cfg
 }
 
@@ -92,5 +141,6 @@ func (cfg Config) seqConfig() seqConfig {
 		window: cfg.ReorderWindow,
 		hold:   cfg.ReorderHold.Microseconds(),
 		resync: 2*cfg.ReorderWindow + 16,
+		jump:   cfg.ClockJump.Microseconds(),
 	}
 }

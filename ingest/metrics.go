@@ -13,6 +13,9 @@ const (
 	// ReasonTooManyDevices rejects a message from a new device when
 	// Config.MaxDevices devices already have state.
 	ReasonTooManyDevices wire.Reason = "too_many_devices"
+	// ReasonRateLimited drops a live message of a device that exceeds
+	// Config.DeviceRate, before it is decoded.
+	ReasonRateLimited wire.Reason = "rate_limited"
 	// ReasonUnknown labels a decoder error that carried no wire.Reason; it
 	// should never be seen, and is counted rather than hidden if it is.
 	ReasonUnknown wire.Reason = "unknown"
@@ -29,6 +32,8 @@ type Metrics struct {
 	resets       prometheus.Counter
 	unrouted     prometheus.Counter
 	queueDropped prometheus.Counter
+	queueWaits   prometheus.Counter
+	clockJumps   prometheus.Counter
 	queueDepth   *prometheus.GaugeVec
 	lag          prometheus.Histogram
 	devices      prometheus.Gauge
@@ -75,6 +80,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: ns, Subsystem: sub, Name: "queue_dropped_total",
 			Help: "Messages dropped because their shard's queue was full.",
 		}),
+		queueWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "queue_waits_total",
+			Help: "Messages Handle had to wait for room in a full shard queue (backpressure towards the broker).",
+		}),
+		clockJumps: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "clock_jumps_total",
+			Help: "Frames that followed their predecessor by sequence number but started more than Config.ClockJump after it ended (device clock stepped forward).",
+		}),
 		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "queue_depth",
 			Help: "Messages waiting in each shard's queue.",
@@ -101,9 +114,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.rejected.WithLabelValues(string(r))
 	}
 	m.rejected.WithLabelValues(string(ReasonTooManyDevices))
+	m.rejected.WithLabelValues(string(ReasonRateLimited))
 	if reg != nil {
 		reg.MustRegister(m.frames, m.rejected, m.lost, m.duplicate, m.late, m.resets, m.unrouted,
-			m.queueDropped, m.queueDepth, m.lag, m.devices, m.evicted)
+			m.queueDropped, m.queueWaits, m.clockJumps, m.queueDepth, m.lag, m.devices, m.evicted)
 	}
 	return m
 }

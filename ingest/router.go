@@ -50,6 +50,7 @@ type message struct {
 	stream wire.Stream
 	buf    *[]byte     // pooled copy of the payload; nil for a rejection note
 	reason wire.Reason // set when Handle rejected the message, so the shard can count it for the device
+	live   bool        // from Handle: subject to the per-device rate limit (Feed's are not)
 }
 
 // NewRouter starts the shard workers; h is called from them. A nil m gets
@@ -84,20 +85,24 @@ func NewRouter(cfg Config, h Handler, m *Metrics, log *slog.Logger) *Router {
 	return r
 }
 
-// Handle queues a message without ever blocking: the payload is copied, so
-// the caller may reuse it. A full shard queue drops the message (counted)
-// and returns ErrQueueFull. Rejections return a *wire.Error.
+// Handle queues a live message: the payload is copied, so the caller may
+// reuse it. If the shard's queue is full it waits up to Config.QueueWait
+// (by default not at all) for room, then drops the message (counted) and
+// returns ErrQueueFull. Rejections return a *wire.Error. Live messages are
+// subject to the per-device rate limit (Config.DeviceRate).
 func (r *Router) Handle(topic string, payload []byte) error {
 	return r.enqueue(context.Background(), false, topic, payload)
 }
 
 // Feed is Handle for offline replay and evaluation: it waits for queue space
-// instead of dropping, until ctx is done or the router closes.
+// instead of dropping, until ctx is done or the router closes, and its
+// messages are not rate limited (the caller sets the pace).
 func (r *Router) Feed(ctx context.Context, topic string, payload []byte) error {
 	return r.enqueue(ctx, true, topic, payload)
 }
 
-// enqueue routes one message, waiting for queue space only if wait is set.
+// enqueue routes one message. Feed (wait set) waits for queue space as long
+// as ctx allows; Handle waits at most Config.QueueWait.
 func (r *Router) enqueue(ctx context.Context, wait bool, topic string, payload []byte) error {
 	device, stream, err := wire.ParseTopic(r.cfg.Prefix, topic)
 	if err != nil {
@@ -121,7 +126,20 @@ func (r *Router) enqueue(ctx context.Context, wait bool, topic string, payload [
 	}
 	bp := r.bufs.Get().(*[]byte)
 	*bp = append((*bp)[:0], payload...)
-	if err := r.send(ctx, wait, s, message{device: device, stream: stream, buf: bp}); err != nil {
+	m := message{device: device, stream: stream, buf: bp, live: !wait}
+	err = r.send(ctx, wait, s, m)
+	if errors.Is(err, ErrQueueFull) && r.cfg.QueueWait > 0 {
+		// Backpressure: the caller (Paho's delivery goroutine) waits, so
+		// the broker keeps what does not fit instead of it being lost.
+		r.m.queueWaits.Inc()
+		wctx, cancel := context.WithTimeout(ctx, r.cfg.QueueWait)
+		err = r.send(wctx, true, s, m)
+		cancel()
+		if err != nil && !errors.Is(err, ErrClosed) {
+			err = ErrQueueFull
+		}
+	}
+	if err != nil {
 		r.bufs.Put(bp)
 		if errors.Is(err, ErrQueueFull) {
 			r.m.queueDropped.Inc()

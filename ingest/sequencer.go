@@ -37,6 +37,10 @@ type seqSink[F any] interface {
 	dropped(why drop)
 	// reset reports that the stream restarted (device reboot or resynchronisation).
 	reset()
+	// clockJump reports that a frame following its predecessor without a
+	// missing sequence number starts more than cfg.jump after it ended: the
+	// device clock stepped forward. A gap with lost = 0 follows.
+	clockJump()
 }
 
 // seqConfig tunes a sequencer.
@@ -44,6 +48,7 @@ type seqConfig struct {
 	window int   // most frames held while waiting for a missing one
 	hold   int64 // most sample time (µs) held frames may cover beyond the hole
 	resync int   // consecutive undeliverable new frames after which the stream restarts
+	jump   int64 // µs a frame may start after its predecessor's end before it is a clock jump; 0: never
 }
 
 // held is a frame waiting for the frames before it. A tombstone (f == nil)
@@ -175,6 +180,13 @@ func (s *sequencer[F]) emit(f *F, seq uint32, t0, end int64, out seqSink[F]) {
 		}
 		s.skip()
 		return
+	}
+	if s.lost == 0 && !s.jumped && s.cfg.jump > 0 && s.lastT0 != minInt64 && t0-s.lastEnd > s.cfg.jump {
+		// Nothing is missing by sequence number, yet the samples do not
+		// follow on: the device clock stepped forward. The detector must
+		// not join the two sides into one stretch of signal.
+		out.clockJump()
+		s.jumped = true
 	}
 	if s.lost > 0 || s.jumped {
 		// After a restart the device's clock may have gone backwards: the

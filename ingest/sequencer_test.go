@@ -49,7 +49,8 @@ func (r *recorder) dropped(why drop) {
 	r.n["dropped"]++
 }
 
-func (r *recorder) reset() { r.log = append(r.log, "reset") }
+func (r *recorder) reset()     { r.log = append(r.log, "reset") }
+func (r *recorder) clockJump() { r.log = append(r.log, "jump") }
 
 func run(t *testing.T, cfg seqConfig, frames []in) *recorder {
 	t.Helper()
@@ -129,6 +130,18 @@ func TestSequencer(t *testing.T) {
 		{"counter jumped far ahead: reset, not a loss", seqConfig{window: 1, hold: 1_000_000, resync: 5},
 			[]in{{1, 1}, {2, 2}, {1_000_000, 3}, {1_000_001, 4}},
 			"D1 D2 reset D1000000 D1000001"},
+		{"clock stepped forward: discontinuity without loss", seqConfig{window: 3, hold: 1_000_000, resync: 5, jump: 1_000_000},
+			[]in{{1, 1}, {2, 2}, {3, 36_002}, {4, 36_003}},
+			"D1 D2 jump G0[3-36002] D3 D4"},
+		{"clock a little late: no discontinuity", seqConfig{window: 3, hold: 1_000_000, resync: 5, jump: 1_000_000},
+			[]in{{1, 1}, {2, 2}, {3, 13}, {4, 14}},
+			"D1 D2 D3 D4"},
+		{"forward jump with loss is one gap", seqConfig{window: 0, hold: 1_000_000, resync: 5, jump: 1_000_000},
+			[]in{{1, 1}, {2, 2}, {4, 36_002}, {5, 36_003}},
+			"D1 D2 G1[3-36002] D4 D5"},
+		{"clock stepped back and forward again", seqConfig{window: 3, hold: 1_000_000, resync: 5, jump: 1_000_000},
+			[]in{{1, 100}, {2, 101}, {3, 50}, {4, 51}, {5, 102}, {6, 103}},
+			"D1 D2 bad bad G2[102-102] D5 D6"},
 		{"long outage: big but plausible loss", def, []in{{1, 1}, {2, 2}, {3000, 3000}, {3001, 3001}, {3002, 3002}, {3003, 3003}},
 			"D1 D2 G2997[3-3000] D3000 D3001 D3002 D3003"},
 	}
@@ -225,7 +238,7 @@ func FuzzSequencer(f *testing.F) {
 	f.Add([]byte{1, 0, 2, 1, 3, 2, 2, 1, 0, 9, 200, 3})
 	f.Add([]byte{255, 255, 0, 1, 1, 2, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg := seqConfig{window: 4, hold: 500_000, resync: 6}
+		cfg := seqConfig{window: 4, hold: 500_000, resync: 6, jump: 1_000_000}
 		s := &sequencer[tframe]{cfg: &cfg}
 		fs := &fuzzSink{t: t, lastT0: minInt64}
 		buf := new(tframe)
@@ -260,6 +273,7 @@ type fuzzSink struct {
 	t                *testing.T
 	lastT0           int64
 	delivered, drops int
+	jumps            int
 }
 
 func (s *fuzzSink) deliver(f *tframe, t0, end int64) {
@@ -279,3 +293,4 @@ func (s *fuzzSink) gap(lost int, from, to int64) {
 }
 func (s *fuzzSink) dropped(drop) { s.drops++ }
 func (s *fuzzSink) reset()       { s.lastT0 = minInt64 }
+func (s *fuzzSink) clockJump()   { s.jumps++ }

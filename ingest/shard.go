@@ -85,6 +85,11 @@ func (s *shard) process(m message) {
 		return
 	}
 	defer s.r.bufs.Put(m.buf)
+	if d != nil && m.live && !d.allow(now, &s.r.cfg) {
+		// Checked before decoding: a flood costs a map lookup per message.
+		s.reject(d, m.device, m.stream, ReasonRateLimited, nil)
+		return
+	}
 	if d == nil && s.r.ndev.Load() >= int64(s.r.cfg.MaxDevices) {
 		// Checked before decoding so a flood of new ids costs little.
 		s.reject(nil, m.device, m.stream, ReasonTooManyDevices, nil)
@@ -102,7 +107,9 @@ func (s *shard) process(m message) {
 		}
 		f := s.emg
 		s.observeLag(d, now, f.T0+wire.SpanMicros(f.Len()-1, f.Rate))
+		before := d.framesIn
 		d.emg.offer(&s.emg, f.Seq, f.T0, f.End(), &d.emgOut)
+		d.noteCatchUp(before, &s.r.cfg)
 	case wire.StreamIMU:
 		if err := s.dec.DecodeIMU(payload, s.imu); err != nil {
 			s.reject(d, m.device, m.stream, reasonOf(err), err)
@@ -113,7 +120,9 @@ func (s *shard) process(m message) {
 		}
 		f := s.imu
 		s.observeLag(d, now, f.T0+wire.SpanMicros(f.Len()-1, f.Rate))
+		before := d.framesIn
 		d.imu.offer(&s.imu, f.Seq, f.T0, f.End(), &d.imuOut)
+		d.noteCatchUp(before, &s.r.cfg)
 	case wire.StreamStatus:
 		if err := s.dec.DecodeStatus(payload, &s.status); err != nil {
 			s.reject(d, m.device, m.stream, reasonOf(err), err)
@@ -249,6 +258,12 @@ type device struct {
 	lastSeen   time.Time
 	lag        float64
 	battery    float64
+
+	// Rate limit: a token bucket of live messages, refilled on the wall
+	// clock, and whether the device is catching up on a backlog (exempt).
+	tokens     float64
+	tokenTime  time.Time
+	catchingUp bool
 	firmware   string
 	leadOff    []wire.Channel
 
@@ -256,11 +271,42 @@ type device struct {
 }
 
 func newDevice(s *shard, id string, now time.Time) *device {
-	d := &device{s: s, id: id, lastSeen: now, battery: -1, lastHealth: minInt64 / 2}
+	d := &device{s: s, id: id, lastSeen: now, battery: -1, lastHealth: minInt64 / 2,
+		tokens: float64(s.r.cfg.DeviceBurst), tokenTime: now}
 	d.emg.cfg, d.imu.cfg = s.sc, s.sc
 	d.emgOut = streamOut[wire.EMGFrame]{d: d, stream: wire.StreamEMG, deliverTo: s.h.EMG, frames: s.r.m.framesEMG}
 	d.imuOut = streamOut[wire.IMUFrame]{d: d, stream: wire.StreamIMU, deliverTo: s.h.IMU, frames: s.r.m.framesIMU}
 	return d
+}
+
+// allow takes a token for one live message. The bucket refills even while
+// the device is exempt, so the limit is back at full strength, not empty,
+// when a backlog ends.
+func (d *device) allow(now time.Time, cfg *Config) bool {
+	if cfg.DeviceRate <= 0 {
+		return true
+	}
+	if el := now.Sub(d.tokenTime).Seconds(); el > 0 {
+		d.tokens = min(float64(cfg.DeviceBurst), d.tokens+el*cfg.DeviceRate)
+		d.tokenTime = now
+	}
+	if d.catchingUp {
+		return true
+	}
+	if d.tokens < 1 {
+		return false
+	}
+	d.tokens--
+	return true
+}
+
+// noteCatchUp decides, after a frame was offered to its sequencer, whether
+// the device is catching up on a backlog: the frame was delivered in order
+// (framesIn moved past before) and its samples are more than CatchUpLag
+// old. Repeated or held-back old frames do not qualify, so replaying old
+// data in a loop stays rate limited.
+func (d *device) noteCatchUp(before uint64, cfg *Config) {
+	d.catchingUp = d.framesIn > before && d.lag > cfg.CatchUpLag.Seconds()
 }
 
 // release delivers the frames held for reordering.
@@ -304,6 +350,15 @@ func (o *streamOut[F]) dropped(why drop) {
 		m.late.Inc()
 	case dropBadTime:
 		d.s.reject(d, d.id, o.stream, wire.ReasonBadTime, nil)
+	}
+}
+
+func (o *streamOut[F]) clockJump() {
+	d := o.d
+	d.s.r.m.clockJumps.Inc()
+	if d.s.r.logLim.allow(time.Now()) {
+		d.s.r.log.Info("ingest: device clock stepped forward; reporting a discontinuity",
+			"device", d.id, "stream", o.stream.String())
 	}
 }
 
