@@ -30,6 +30,8 @@ type fakeInflux struct {
 	queries  []string // raw query strings of the write URLs
 	statuses []int    // consumed one per write; 204 when empty
 	hang     bool     // writes wait until the client gives up
+	down     bool     // writes fail with 503, as a server that is starting or overloaded
+	started  int      // write requests received
 	srv      *httptest.Server
 }
 
@@ -47,9 +49,12 @@ func newFakeInflux(t *testing.T) *fakeInflux {
 		}
 		body, _ := io.ReadAll(r.Body)
 		f.mu.Lock()
+		f.started++
 		hang := f.hang
 		status := http.StatusNoContent
-		if len(f.statuses) > 0 {
+		if f.down {
+			status = http.StatusServiceUnavailable
+		} else if len(f.statuses) > 0 {
 			status, f.statuses = f.statuses[0], f.statuses[1:]
 		}
 		f.mu.Unlock()
