@@ -28,7 +28,10 @@ type Sink interface {
 
 // Metrics counts what the pipeline produces.
 type Metrics struct {
-	events *prometheus.CounterVec
+	events   *prometheus.CounterVec
+	restored prometheus.Counter
+	skipped  prometheus.Counter
+	carried  *prometheus.CounterVec
 }
 
 // NewMetrics registers the pipeline's metrics with reg.
@@ -38,8 +41,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "crampwatch_events_total",
 			Help: "Detected events by kind and state (a cramp counts once ongoing and once ended).",
 		}, []string{"kind", "state"}),
+		restored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "crampwatch_pipeline_states_restored_total",
+			Help: "Devices whose detector baselines were restored from the state directory when their stream resumed.",
+		}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "crampwatch_pipeline_resumed_frames_skipped_total",
+			Help: "Frames skipped after a restart because the previous run had processed them (redelivered QoS 1 messages).",
+		}),
+		carried: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crampwatch_pipeline_carried_cramps_total",
+			Help: "Cramps open at a restart, by outcome: continued (joined with the new detector's report) or ended.",
+		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.events)
+	m.carried.WithLabelValues("continued")
+	m.carried.WithLabelValues("ended")
+	reg.MustRegister(m.events, m.restored, m.skipped, m.carried)
 	return m
 }
 
@@ -50,13 +67,17 @@ type Pipeline struct {
 	log     *slog.Logger
 	mu      sync.Mutex
 	devices map[string]*device
+	saved   map[string]*deviceState // loaded by LoadState, not yet claimed by a device
 	closed  bool
 }
 
-// device is one device's detector and the newest sample time it was fed.
+// device is one device's detector and what the pipeline tracks around it.
 type device struct {
-	det  *detect.Detector
-	last int64 // Unix µs
+	det            *detect.Detector
+	out            devOut
+	last           int64        // newest sample time fed, Unix µs
+	emgEnd, imuEnd int64        // ends of the last EMG and IMU frames fed, Unix µs
+	pending        *deviceState // saved state waiting for the stream to resume
 }
 
 // New returns a pipeline that feeds every device's frames to its own detector
@@ -67,6 +88,7 @@ func New(cfg detect.Config, m *Metrics, log *slog.Logger, sinks ...Sink) *Pipeli
 		out:     fanout{sinks: sinks, m: m},
 		log:     log,
 		devices: make(map[string]*device),
+		saved:   make(map[string]*deviceState),
 	}
 }
 
@@ -78,7 +100,13 @@ func (p *Pipeline) lookup(id string) *device {
 	defer p.mu.Unlock()
 	d, ok := p.devices[id]
 	if !ok {
-		d = &device{det: detect.New(id, p.cfg, &p.out)}
+		d = &device{out: devOut{f: &p.out, cfg: &p.cfg}}
+		d.det = detect.New(id, p.cfg, &d.out)
+		if st, ok := p.saved[id]; ok {
+			delete(p.saved, id)
+			d.pending = st
+			d.emgEnd, d.imuEnd = st.EMGEnd, st.IMUEnd
+		}
 		p.devices[id] = d
 	}
 	return d
@@ -87,15 +115,34 @@ func (p *Pipeline) lookup(id string) *device {
 // EMG feeds an EMG frame to the device's detector.
 func (p *Pipeline) EMG(id string, f *wire.EMGFrame) {
 	d := p.lookup(id)
+	if d.pending != nil {
+		if f.T0 < d.pending.EMGEnd {
+			p.skip()
+			return
+		}
+		p.resume(id, d, f.T0)
+	}
 	d.det.EMG(f)
-	d.last = max(d.last, f.End())
+	d.emgEnd = f.End()
+	d.last = max(d.last, d.emgEnd)
 }
 
 // IMU feeds an IMU frame to the device's detector.
 func (p *Pipeline) IMU(id string, f *wire.IMUFrame) {
 	d := p.lookup(id)
+	if d.pending != nil && f.T0 < d.pending.IMUEnd {
+		p.skip()
+		return
+	}
 	d.det.IMU(f)
-	d.last = max(d.last, f.End())
+	d.imuEnd = f.End()
+	d.last = max(d.last, d.imuEnd)
+}
+
+func (p *Pipeline) skip() {
+	if p.out.m != nil {
+		p.out.m.skipped.Inc()
+	}
 }
 
 // Status passes the device's lead-off report to its detector.
@@ -127,6 +174,7 @@ func (p *Pipeline) EndStreams() {
 	p.mu.Unlock()
 	for _, d := range devs {
 		d.det.Close(d.last)
+		d.out.endCarried()
 	}
 }
 
