@@ -51,6 +51,9 @@ type serveConfig struct {
 	ingest          ingest.Config
 	alerts          alerts.Config
 	shutdownTimeout time.Duration
+	// stateDir keeps each device's detector state across restarts
+	// (pipeline.SaveState on stop, LoadState on start); empty: none.
+	stateDir string
 }
 
 // secretFlags are never logged.
@@ -72,6 +75,9 @@ func defaultServeConfig() serveConfig {
 		httpAddr:        ":9090",
 		alerts:          alerts.DefaultConfig(),
 		shutdownTimeout: 15 * time.Second,
+		// Live frames wait for room rather than being dropped: the broker
+		// keeps what does not fit (see docs/operations.md, backpressure).
+		ingest: ingest.Config{QueueWait: 5 * time.Second, DeviceRate: ingest.DefaultDeviceRate},
 	}
 }
 
@@ -113,6 +119,9 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.ingest.Shards, "shards", c.ingest.Shards, "detection worker goroutines; 0: one per CPU")
 	fs.IntVar(&c.ingest.QueueLen, "queue-len", c.ingest.QueueLen, "frames queued per worker before new ones are dropped; 0: default")
 	fs.IntVar(&c.ingest.MaxDevices, "max-devices", c.ingest.MaxDevices, "most devices tracked at once; 0: default")
+	fs.DurationVar(&c.ingest.QueueWait, "queue-wait", c.ingest.QueueWait, "how long a frame waits for room in a full worker queue before it is dropped (backpressure to the broker); 0: drop at once")
+	fs.Float64Var(&c.ingest.DeviceRate, "device-rate", c.ingest.DeviceRate, "most live messages per second per device (bursts of 2 s); more are dropped as rate_limited; negative: no limit")
+	fs.StringVar(&c.stateDir, "state-dir", c.stateDir, "directory keeping each device's detector state (baselines, open cramps) across restarts; empty: none")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", c.shutdownTimeout, "longest time to flush sinks on SIGTERM")
 	c.alerts.RegisterFlags(fs)
 }
@@ -201,6 +210,8 @@ type service struct {
 	sub, pub *mqttclient.Client
 	router   *ingest.Router
 	pipe     *pipeline.Pipeline
+	api      *httpapi.Server
+	stateDir string
 	httpDone chan error
 	stopHTTP context.CancelFunc
 }
@@ -218,6 +229,7 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger, reg *p
 		}
 	}()
 	api := httpapi.New(reg, cfg.httpToken, log)
+	svc.api = api
 	mqttMetrics := mqttclient.NewMetrics(reg)
 
 	// Outbound messages (events, alerts) use their own clean-session client:
@@ -273,6 +285,14 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger, reg *p
 	sinks = append(sinks, extra...)
 
 	svc.pipe = pipeline.New(detect.DefaultConfig(), pipeline.NewMetrics(reg), log, sinks...)
+	if cfg.stateDir != "" {
+		n, err := svc.pipe.LoadState(cfg.stateDir)
+		if err != nil {
+			return nil, err
+		}
+		svc.stateDir = cfg.stateDir
+		log.Info("detector state loaded", "dir", cfg.stateDir, "devices", n)
+	}
 	svc.router = ingest.NewRouter(cfg.ingest, svc.pipe, ingest.NewMetrics(reg), log.With("component", "ingest"))
 	closers = append(closers, svc.router.Close)
 
@@ -327,14 +347,25 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger, reg *p
 
 // stop shuts the service down in data-path order: stop taking frames, drain
 // the router, optionally end open events (end of a recording, not a
-// restart), flush every sink, then disconnect the publisher and HTTP.
+// restart), save the detectors' state (--state-dir), flush every sink, then
+// disconnect the publisher and HTTP.
 func (s *service) stop(ctx context.Context, endStreams bool) error {
 	s.sub.Close(250 * time.Millisecond)
 	s.router.Close()
 	if endStreams {
 		s.pipe.EndStreams()
 	}
-	err := s.pipe.Close(ctx)
+	var err error
+	if s.stateDir != "" {
+		// After the router drained, so the state covers every frame the
+		// broker has been told we have.
+		n, serr := s.pipe.SaveState(s.stateDir)
+		if serr != nil {
+			err = serr
+		}
+		s.log.Info("detector state saved", "dir", s.stateDir, "devices", n)
+	}
+	err = errors.Join(err, s.pipe.Close(ctx))
 	s.pub.Close(250 * time.Millisecond)
 	s.stopHTTP()
 	if herr := <-s.httpDone; herr != nil {
