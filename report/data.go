@@ -57,7 +57,8 @@ type Data struct {
 	// Window is the width of the envelope averaging windows.
 	Window time.Duration
 	// Recording lists when the device was sending data, as well as the
-	// source can tell; RecordingBasis says how it was found.
+	// source can tell; RecordingBasis says how it was found (BasisUnknown:
+	// not at all, and Recording is empty).
 	Recording      []Span
 	RecordingBasis string
 	// Alerts holds the alert engine's decisions (sent and suppressed), by
@@ -94,21 +95,33 @@ func (s Span) Duration() time.Duration { return s.To.Sub(s.From) }
 // the alerts measurement (docs/alerts.md).
 type Alert struct {
 	Time     time.Time // sample time of the decision
+	AlertID  string    // the episode: every message about one cramp episode shares it
 	Type     string    // alert, escalation, tens_prompt or ended
 	Outcome  string    // sent or suppressed
 	Reason   string    // suppression reason; empty when sent
 	Channel  wire.Channel
-	EventID  string
+	EventID  string  // the cramp the decision is about
 	LatencyS float64 // decision time minus the cramp's onset, seconds
 }
 
 // Recording bases: how Data.Recording was found.
 const (
+	// BasisHealth: the intervals between consecutive device health reports
+	// (one every 10 s of sample time while data flows) at most MaxHealthGap
+	// apart in which frames arrived. This is how export counts recording
+	// hours too, so the report and the export agree.
+	BasisHealth = "device health reports"
+	// BasisEnvelope: the envelope windows with data, when health reports
+	// are missing.
 	BasisEnvelope = "envelope windows with data"
-	BasisHealth   = "device health reports"
-	BasisEvents   = "first to last event (the source does not record when the sensors were on)"
-	BasisNone     = "no data"
+	// BasisUnknown: the source does not say when the sensors were on (the
+	// journal); recording hours and per-hour rates are n/a.
+	BasisUnknown = "unknown"
 )
+
+// MaxHealthGap is the longest time between two device health reports that
+// still counts as recording, as in export.
+const MaxHealthGap = time.Minute
 
 // spansFromWindows merges sorted window start times into spans of
 // consecutive windows: a window with no data is a gap in the recording.
@@ -122,23 +135,6 @@ func spansFromWindows(starts []time.Time, w time.Duration) []Span {
 		out = append(out, Span{From: t, To: t.Add(w)})
 	}
 	return out
-}
-
-// eventSpan is the recording as the events alone show it: from the first
-// onset to the last end.
-func eventSpan(events []detect.Event) []Span {
-	if len(events) == 0 {
-		return nil
-	}
-	s := Span{From: events[0].Onset, To: events[0].End}
-	for _, e := range events[1:] {
-		s.From = minTime(s.From, e.Onset)
-		s.To = maxTime(s.To, e.End)
-	}
-	if !s.To.After(s.From) {
-		return nil
-	}
-	return []Span{s}
 }
 
 // clip limits spans to [from, to).

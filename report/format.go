@@ -37,3 +37,19 @@ func shortDuration(d time.Duration) string {
 	}
 	return fmt.Sprintf("%g s", d.Seconds())
 }
+
+// hours writes a number of hours with two decimals, or "n/a".
+func hours(h float64) string {
+	if s := num(h, 2); s != "n/a" {
+		return s + " h"
+	}
+	return "n/a"
+}
+
+// seconds writes a time in seconds with one decimal, or "n/a".
+func seconds(v float64) string {
+	if s := num(v, 1); s != "n/a" {
+		return s + " s"
+	}
+	return "n/a"
+}

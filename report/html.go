@@ -110,16 +110,22 @@ func summaryRows(s Summary) []row {
 	latency := "n/a"
 	if s.AlertsKnown {
 		alerts = fmt.Sprint(s.Alerts)
-		alertNote = fmt.Sprintf("gentle alerts sent, one per alerted episode; also %d escalations, %d TENS prompts, %d suppressed",
+		alertNote = fmt.Sprintf("episodes in which the wearer was buzzed (cramps on both legs at once share one); %d escalations, %d TENS prompts, %d messages suppressed",
 			s.Escalations, s.TENSPrompts, s.Suppressed)
 		latency = seconds(s.MedianAlertLatencyS)
 	}
 	cramps := ""
+	if s.AlertsKnown && s.Cramps > 0 {
+		cramps = fmt.Sprintf("%d alerted", s.AlertedCramps)
+	}
 	if s.OngoingCramps > 0 {
-		cramps = fmt.Sprintf("%d with no recorded end (counted up to confirmation)", s.OngoingCramps)
+		if cramps != "" {
+			cramps += "; "
+		}
+		cramps += fmt.Sprintf("%d with no recorded end (counted up to confirmation)", s.OngoingCramps)
 	}
 	return []row{
-		{"recording-hours", upperFirst(recordingLabel(s.RecordingBasis)), num(s.RecordingHours, 2) + " h", "from " + s.RecordingBasis},
+		{"recording-hours", "Recording", hours(s.RecordingHours), recordingNote(s.RecordingBasis)},
 		{"cramps", "Cramps", fmt.Sprint(s.Cramps), cramps},
 		{"cramps-per-hour", "Cramps per hour", num(s.CrampsPerHour, 2), "per hour of recording"},
 		{"total-cramp", "Total cramp time", durationText(s.TotalCrampS), num(s.TotalCrampS, 1) + " s"},
@@ -129,15 +135,18 @@ func summaryRows(s Summary) []row {
 		{"movements", "Movements", fmt.Sprint(s.Movements), "turning over, getting up"},
 		{"artifact-minutes", "Artifact time", num(s.ArtifactMinutes, 2) + " min", "lead-off, flat line, saturation, mains hum, gaps; overlaps counted once"},
 		{"alerts", "Alerts", alerts, alertNote},
-		{"alert-latency", "Median alert latency", latency, "cramp onset to the gentle alert"},
+		{"alert-latency", "Median alert latency", latency, "cramp onset to the first buzz of its episode, over alerted cramps"},
 		{"confirm-latency", "Median confirmation time", seconds(s.MedianConfirmS), "cramp onset to the detector's confirmation"},
 	}
 }
 
-// seconds writes a time in seconds with one decimal, or "n/a".
-func seconds(v float64) string {
-	if s := num(v, 1); s != "n/a" {
-		return s + " s"
+// recordingNote says how the recording time was found.
+func recordingNote(basis string) string {
+	switch basis {
+	case BasisHealth:
+		return "time with data from the device, from its health reports"
+	case BasisEnvelope:
+		return "time with data from the device, from the stored envelope"
 	}
-	return "n/a"
+	return "the data source does not record when the sensors were on"
 }

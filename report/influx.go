@@ -81,11 +81,16 @@ func (s *InfluxSource) Load(ctx context.Context, q Query) (*Data, error) {
 	if d.Envelope, err = s.envelope(ctx, q.Device, q.From, q.To, w); err != nil {
 		return nil, err
 	}
-	if d.Alerts, err = s.alerts(ctx, q.Device, q.From, q.To); err != nil {
+	if d.Alerts, err = s.alerts(ctx, q.Device, q.From, q.To.Add(alertSlack)); err != nil {
 		return nil, err
 	}
-
+	health, err := s.healthSpans(ctx, q.Device, q.From, q.To)
+	if err != nil {
+		return nil, err
+	}
 	switch {
+	case len(health) > 0:
+		d.Recording, d.RecordingBasis = health, BasisHealth
 	case len(d.Envelope) > 0:
 		var starts []time.Time
 		for _, ser := range d.Envelope {
@@ -97,21 +102,18 @@ func (s *InfluxSource) Load(ctx context.Context, q Query) (*Data, error) {
 		d.Recording = clip(spansFromWindows(starts, w), q.From, q.To)
 		d.RecordingBasis = BasisEnvelope
 	default:
+		d.RecordingBasis = BasisUnknown
+		d.Notes = append(d.Notes, "Recording time unknown: no device health reports or envelope in InfluxDB for this night.")
+	}
+	if len(d.Envelope) == 0 {
 		d.Notes = append(d.Notes, "No envelope in InfluxDB for this night (the service may run with --influx-envelope=false).")
-		health, err := s.healthSpan(ctx, q.Device, q.From, q.To)
-		if err != nil {
-			return nil, err
-		}
-		if len(health) > 0 {
-			d.Recording, d.RecordingBasis = health, BasisHealth
-		} else if d.Recording = clip(eventSpan(d.Events), q.From, q.To); len(d.Recording) > 0 {
-			d.RecordingBasis = BasisEvents
-		} else {
-			d.RecordingBasis = BasisNone
-		}
 	}
 	return d, errors.Join(partial...)
 }
+
+// alertSlack extends the alert query past the night: a cramp that begins
+// just before the night ends is alerted, escalated and ended after.
+const alertSlack = time.Hour
 
 // envelope returns the mean RMS envelope and baseline of every channel of
 // the device over windows of width w, one series per channel.
@@ -183,7 +185,8 @@ func (s *InfluxSource) alerts(ctx context.Context, device string, from, to time.
 	err := s.each(ctx, "alerts", q, func(r *query.FluxRecord) error {
 		v := r.Values()
 		str := func(k string) string { s, _ := v[k].(string); return s }
-		a := Alert{Time: r.Time().UTC(), Type: str("type"), Outcome: str("outcome"), Reason: str("reason"), EventID: str("event_id")}
+		a := Alert{Time: r.Time().UTC(), Type: str("type"), Outcome: str("outcome"), Reason: str("reason"),
+			AlertID: str("alert_id"), EventID: str("event_id")}
 		if a.Time.Before(from) || !a.Time.Before(to) {
 			return nil
 		}
@@ -200,33 +203,41 @@ func (s *InfluxSource) alerts(ctx context.Context, device string, from, to time.
 	return out, nil
 }
 
-// healthSpan returns the first to the last device health report in
-// [from, to) as one span: when the envelope is off it is the best record
-// of when the device was sending.
-func (s *InfluxSource) healthSpan(ctx context.Context, device string, from, to time.Time) ([]Span, error) {
+// healthSpans returns when the device was recording in [from, to), from
+// its health reports: each interval between two consecutive reports at most
+// MaxHealthGap apart in which frames arrived (frames_in, cumulative per
+// service run, grew; a drop to a smaller non-zero count is a restart of the
+// service while data flowed). Export counts recording hours the same way.
+func (s *InfluxSource) healthSpans(ctx context.Context, device string, from, to time.Time) ([]Span, error) {
 	q := fmt.Sprintf(`from(bucket: %s)
   |> range(start: %s, stop: %s)
   |> filter(fn: (r) => r._measurement == %s and r.device == %s and r._field == "frames_in")
   |> keep(columns: ["_time", "_value"])
+  |> group()
+  |> sort(columns: ["_time"])
 `, fluxString(s.bucket), fluxTime(from), fluxTime(to), fluxString(store.MeasurementHealth), fluxString(device))
-	var sp Span
+	var (
+		out    []Span
+		prevT  time.Time
+		prevIn int64
+	)
 	err := s.each(ctx, "device health", q, func(r *query.FluxRecord) error {
 		t := r.Time().UTC()
-		if t.Before(from) || !t.Before(to) {
+		in, ok := r.Value().(int64)
+		if !ok || t.Before(from) || !t.Before(to) {
 			return nil
 		}
-		if sp.From.IsZero() || t.Before(sp.From) {
-			sp.From = t
+		if !prevT.IsZero() && t.Sub(prevT) <= MaxHealthGap && (in > prevIn || (in < prevIn && in > 0)) {
+			if n := len(out); n > 0 && out[n-1].To.Equal(prevT) {
+				out[n-1].To = t
+			} else {
+				out = append(out, Span{From: prevT, To: t})
+			}
 		}
-		if t.After(sp.To) {
-			sp.To = t
-		}
+		prevT, prevIn = t, in
 		return nil
 	})
-	if err != nil || !sp.To.After(sp.From) {
-		return nil, err
-	}
-	return []Span{sp}, nil
+	return out, err
 }
 
 // Devices lists the devices with events in [from, to). (One row per

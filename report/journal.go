@@ -44,14 +44,11 @@ func (s JournalSource) Load(ctx context.Context, q Query) (*Data, error) {
 		d.Events = append(d.Events, e)
 	}
 	sortEvents(d.Events)
-	d.Recording = clip(eventSpan(d.Events), q.From, q.To)
-	d.RecordingBasis = BasisEvents
-	if len(d.Recording) == 0 {
-		d.RecordingBasis = BasisNone
-	}
+	d.RecordingBasis = BasisUnknown
 	d.Notes = append(d.Notes,
 		"No envelope: the local journal keeps events only. Run the service with InfluxDB to see the EMG envelope.",
-		"No alert records: the local journal does not keep them; alert latency is the detector's confirmation time.")
+		"Recording time unknown: the journal does not record when the sensors were on, so per-hour rates are n/a.",
+		"No alert records: the local journal does not keep them. The detector's confirmation time is the alert latency a wearer would have had.")
 	if readErr != nil {
 		d.Notes = append(d.Notes, "Some journal lines could not be read: "+firstLine(readErr.Error()))
 	}

@@ -289,34 +289,19 @@ func channelName(c wire.Channel) string {
 	return c.Muscle.String() + ", " + c.Side.String() + " leg"
 }
 
-// Timeline rows, top to bottom: what matters most first.
-var timelineRows = []struct {
-	label string
-	kind  detect.Kind // empty: the recording row
-}{
-	{"cramp", detect.KindCramp},
-	{"PLM", detect.KindPLM},
-	{"movement", detect.KindMovement},
-	{"artifact", detect.KindArtifact},
-	{"recording", ""},
-}
-
 // timelinePanel is the hypnogram-like timeline: one row per event kind,
 // every event a bar from onset to end, and a row for when the device was
-// recording (gaps show as holes).
+// recording (gaps show as holes) when the source knows it.
 func timelinePanel(d *Data, loc *time.Location, x0, x1 float64) *plot.Plot {
 	p := newPlot(loc, x0, x1, true)
 	p.X.Label.Text = "local time (" + loc.String() + ")"
-	n := len(timelineRows)
+	rows := shownRows(d)
+	n := len(rows)
 	p.Y.Min, p.Y.Max = -0.5, float64(n)-0.5
 	ticks := make(plot.ConstantTicks, n)
-	for i, row := range timelineRows {
+	for i, row := range rows {
 		y := float64(n - 1 - i)
-		label := row.label
-		if row.kind == "" {
-			label = recordingLabel(d.RecordingBasis)
-		}
-		ticks[i] = plot.Tick{Value: y, Label: label}
+		ticks[i] = plot.Tick{Value: y, Label: row.label}
 		var spans []Span
 		if row.kind == "" {
 			spans = d.Recording
@@ -327,24 +312,38 @@ func timelinePanel(d *Data, loc *time.Location, x0, x1 float64) *plot.Plot {
 				}
 			}
 		}
-		c := colRecording
-		if row.kind != "" {
-			c = kindColor(row.kind)
-		}
-		p.Add(bars{y: y, spans: spans, color: c})
+		p.Add(bars{y: y, spans: spans, color: rowColor(row.kind)})
 	}
 	p.Y.Tick.Marker = ticks
 	p.Y.Tick.Label.Font = sans(11, false)
 	return p
 }
 
-// recordingLabel names the recording row: when only the events tell when
-// the device was on, it is their span, not a recording.
-func recordingLabel(basis string) string {
-	if basis == BasisEvents {
-		return "event span"
+type timelineRow struct {
+	label string
+	kind  detect.Kind // empty: the recording row
+}
+
+// shownRows are the timeline's rows, top to bottom, what matters most
+// first; the recording row only when the source knows when it was.
+func shownRows(d *Data) []timelineRow {
+	rows := []timelineRow{
+		{"cramp", detect.KindCramp},
+		{"PLM", detect.KindPLM},
+		{"movement", detect.KindMovement},
+		{"artifact", detect.KindArtifact},
 	}
-	return "recording"
+	if d.RecordingBasis != BasisUnknown {
+		rows = append(rows, timelineRow{"recording", ""})
+	}
+	return rows
+}
+
+func rowColor(k detect.Kind) color.NRGBA {
+	if k == "" {
+		return colRecording
+	}
+	return kindColor(k)
 }
 
 // drawHeader writes the title, the subtitle and the legend.
@@ -391,16 +390,9 @@ func drawHeader(c draw.Canvas, r *Report, loc *time.Location) {
 	}
 	x += 10
 	heading("Timeline:")
-	for _, row := range timelineRows {
-		col := colRecording
-		if row.kind != "" {
-			col = kindColor(row.kind)
-		}
-		label := row.label
-		if row.kind == "" {
-			label = recordingLabel(r.Data.RecordingBasis)
-		}
-		entry(label, func(x, ym vg.Length) { fillRect(&c, x, ym-4, x+18, ym+4, col) })
+	for _, row := range shownRows(r.Data) {
+		col := rowColor(row.kind)
+		entry(row.label, func(x, ym vg.Length) { fillRect(&c, x, ym-4, x+18, ym+4, col) })
 	}
 }
 
@@ -413,28 +405,29 @@ func drawNote(c draw.Canvas, msg string) {
 	c.FillText(sty, vg.Point{X: c.Min.X + 12, Y: (c.Min.Y + c.Max.Y) / 2}, msg)
 }
 
-// drawFooter writes the key numbers under the timeline.
+// drawFooter writes the key numbers under the timeline; rates the data
+// cannot give are left out rather than shown as n/a.
 func drawFooter(c draw.Canvas, r *Report) {
 	s := r.Summary
-	line1 := fmt.Sprintf("%s %s h · Cramps %d (%s per hour) · total %s, longest %s · PLMs %d (index %s per hour of recording)",
-		upperFirst(recordingLabel(s.RecordingBasis)), num(s.RecordingHours, 1), s.Cramps, num(s.CrampsPerHour, 2), durationText(s.TotalCrampS), durationText(s.LongestCrampS),
-		s.PLMs, num(s.PLMIndex, 1))
+	rate := func(v float64, f string) string {
+		if math.IsNaN(v) {
+			return ""
+		}
+		return fmt.Sprintf(f, v)
+	}
+	line1 := fmt.Sprintf("Recording %s · Cramps %d%s · total %s, longest %s · PLMs %d%s",
+		hours(s.RecordingHours), s.Cramps, rate(s.CrampsPerHour, " (%.2f per hour)"),
+		durationText(s.TotalCrampS), durationText(s.LongestCrampS),
+		s.PLMs, rate(s.PLMIndex, " (index %.1f per hour of recording)"))
 	alertsText := "alerts n/a (no alert records)"
 	if s.AlertsKnown {
-		alertsText = fmt.Sprintf("alerts %d, median latency %s s", s.Alerts, num(s.MedianAlertLatencyS, 1))
+		alertsText = fmt.Sprintf("alerts %d, median latency %s", s.Alerts, seconds(s.MedianAlertLatencyS))
 	}
-	line2 := fmt.Sprintf("Movements %d · Artifacts %s min · %s · detector confirmation median %s s",
-		s.Movements, num(s.ArtifactMinutes, 2), alertsText, num(s.MedianConfirmS, 1))
+	line2 := fmt.Sprintf("Movements %d · Artifacts %s min · %s · detector confirmation median %s",
+		s.Movements, num(s.ArtifactMinutes, 2), alertsText, seconds(s.MedianConfirmS))
 	y := c.Max.Y - 12
 	drawText(c, line1, c.Min.X, y, sans(12, true), colText)
 	drawText(c, line2, c.Min.X, y-20, sans(12, false), colText)
-}
-
-func upperFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 func drawText(c draw.Canvas, s string, x, y vg.Length, f font.Font, col color.Color) {
@@ -464,10 +457,18 @@ func nightTitle(night string, loc *time.Location) string {
 	return d.Format("Mon 2 Jan") + " – " + next.Format("Mon 2 Jan 2006")
 }
 
-// recordingText describes when the device recorded, e.g. "recorded 22:31–06:02".
+// recordingText describes when the device recorded, e.g. "recorded
+// 22:31–06:02 (1 gap)", or when the events were if that is unknown.
 func recordingText(d *Data, loc *time.Location) string {
 	if len(d.Recording) == 0 {
-		return "no recording"
+		if len(d.Events) == 0 {
+			return "no data"
+		}
+		from, to := d.Events[0].Onset, d.Events[0].End
+		for _, e := range d.Events {
+			to = maxTime(to, e.End)
+		}
+		return "events " + from.In(loc).Format("15:04") + "–" + to.In(loc).Format("15:04") + ", recording time unknown"
 	}
 	from, to := d.Recording[0].From, d.Recording[len(d.Recording)-1].To
 	s := "recorded " + from.In(loc).Format("15:04") + "–" + to.In(loc).Format("15:04")

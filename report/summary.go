@@ -13,7 +13,8 @@ import (
 // NaN (floats) or marked unknown (AlertsKnown), and shown as "n/a".
 type Summary struct {
 	// RecordingHours is the time the device was sending, from
-	// Data.Recording; RecordingBasis says how that was found.
+	// Data.Recording; RecordingBasis says how that was found. NaN when the
+	// source cannot tell (BasisUnknown).
 	RecordingHours float64
 	RecordingBasis string
 
@@ -39,12 +40,18 @@ type Summary struct {
 	// AlertsKnown is false when the source keeps no alert records; the
 	// alert counts are then 0 and mean nothing.
 	AlertsKnown bool
-	Alerts      int // gentle alerts sent, one per alerted episode
-	Escalations int // escalations sent
-	TENSPrompts int // TENS prompts sent
-	Suppressed  int // messages that were due but suppressed (cooldown, cap, joined episode ...)
-	// MedianAlertLatencyS is the median time from cramp onset to the gentle
-	// alert, seconds, over the alerts sent; NaN without alert records.
+	// Alerts counts the alert episodes of the night's cramps in which a
+	// buzzing message (alert, escalation or TENS prompt) was sent: the
+	// times the wearer was woken. Cramps on both legs at once share one.
+	Alerts int
+	// AlertedCramps counts the cramps covered by those episodes.
+	AlertedCramps int
+	Escalations   int // escalations sent
+	TENSPrompts   int // TENS prompts sent
+	Suppressed    int // messages that were due but suppressed (cooldown, cap, joined episode ...)
+	// MedianAlertLatencyS is the median over alerted cramps of the time from
+	// onset to the first buzzing message of the episode (for a cramp that
+	// joined a running episode, to when it joined), seconds; NaN when none.
 	MedianAlertLatencyS float64
 	// MedianConfirmS is the median time from cramp onset to the detector's
 	// confirmation, seconds: the alert latency as the detector sees it,
@@ -64,6 +71,9 @@ func Summarize(d *Data) Summary {
 		rec += sp.Duration()
 	}
 	s.RecordingHours = rec.Hours()
+	if d.RecordingBasis == BasisUnknown {
+		s.RecordingHours = math.NaN()
+	}
 
 	var confirm []float64
 	var artifacts []Span
@@ -93,25 +103,69 @@ func Summarize(d *Data) Summary {
 	s.PLMIndex = perHour(s.PLMs, s.RecordingHours)
 
 	if d.AlertsKnown {
-		var lat []float64
-		for _, a := range d.Alerts {
-			if a.Outcome != alerts.OutcomeSent {
-				s.Suppressed++
-				continue
-			}
-			switch a.Type {
-			case alerts.TypeAlert:
-				s.Alerts++
-				lat = append(lat, a.LatencyS)
-			case alerts.TypeEscalation:
-				s.Escalations++
-			case alerts.TypeTENSPrompt:
-				s.TENSPrompts++
-			}
-		}
-		s.MedianAlertLatencyS = median(lat)
+		summarizeAlerts(&s, d)
 	}
 	return s
+}
+
+// summarizeAlerts counts alerts per cramp as export does: a cramp is
+// alerted when a buzzing message of its episode was sent.
+func summarizeAlerts(s *Summary, d *Data) {
+	alertOf := map[string]string{}      // event id -> alert id
+	joined := map[string]time.Time{}    // event id -> when it joined a running episode
+	firstBuzz := map[string]time.Time{} // alert id -> first buzzing message sent
+	for _, a := range d.Alerts {
+		if a.Outcome != alerts.OutcomeSent {
+			s.Suppressed++
+		}
+		if a.AlertID == "" || a.EventID == "" {
+			continue
+		}
+		if _, ok := alertOf[a.EventID]; !ok {
+			alertOf[a.EventID] = a.AlertID
+		}
+		if a.Outcome == alerts.OutcomeSuppressed && a.Reason == alerts.SuppressConcurrent {
+			joined[a.EventID] = a.Time
+		}
+		if a.Outcome != alerts.OutcomeSent {
+			continue
+		}
+		switch a.Type {
+		case alerts.TypeEscalation:
+			s.Escalations++
+		case alerts.TypeTENSPrompt:
+			s.TENSPrompts++
+		}
+		switch a.Type {
+		case alerts.TypeAlert, alerts.TypeEscalation, alerts.TypeTENSPrompt:
+			if t, ok := firstBuzz[a.AlertID]; !ok || a.Time.Before(t) {
+				firstBuzz[a.AlertID] = a.Time
+			}
+		}
+	}
+	episodes := map[string]bool{}
+	var lat []float64
+	for _, e := range d.Events {
+		if e.Kind != detect.KindCramp {
+			continue
+		}
+		id, ok := alertOf[e.ID()]
+		if !ok {
+			continue
+		}
+		buzz, ok := firstBuzz[id]
+		if !ok {
+			continue
+		}
+		if j, ok := joined[e.ID()]; ok && j.After(buzz) {
+			buzz = j
+		}
+		episodes[id] = true
+		s.AlertedCramps++
+		lat = append(lat, buzz.Sub(e.Onset).Seconds())
+	}
+	s.Alerts = len(episodes)
+	s.MedianAlertLatencyS = median(lat)
 }
 
 // perHour is n per hour of h hours; NaN when nothing was recorded.

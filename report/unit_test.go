@@ -104,6 +104,15 @@ func ev(k detect.Kind, ch wire.Channel, m, dur, conf float64) detect.Event {
 }
 
 func TestSummarize(t *testing.T) {
+	// at is a decision time: sec seconds after minute m of the night.
+	at := func(m, sec float64) time.Time {
+		return t0.Add(time.Duration(m*float64(time.Minute) + sec*float64(time.Second)))
+	}
+	cramps := []detect.Event{
+		ev(detect.KindCramp, calfLeft, 10, 60, 2), ev(detect.KindCramp, calfRight, 10.5, 30, 4),
+		ev(detect.KindCramp, calfLeft, 100, 150, 3), ev(detect.KindCramp, calfLeft, 300, 20, 3),
+	}
+	id := func(i int) string { return cramps[i].ID() }
 	ongoing := ev(detect.KindCramp, calfRight, 300, 3, 3)
 	ongoing.State = detect.StateOngoing
 	tests := []struct {
@@ -112,17 +121,16 @@ func TestSummarize(t *testing.T) {
 		want Summary
 	}{{
 		name: "empty night",
-		data: Data{RecordingBasis: BasisNone},
-		want: Summary{RecordingBasis: BasisNone, CrampsPerHour: math.NaN(), PLMIndex: math.NaN(),
+		data: Data{RecordingBasis: BasisHealth},
+		want: Summary{RecordingBasis: BasisHealth, CrampsPerHour: math.NaN(), PLMIndex: math.NaN(),
 			MedianAlertLatencyS: math.NaN(), MedianConfirmS: math.NaN()},
 	}, {
 		name: "a night with everything",
 		data: Data{
-			Recording: []Span{{t0, t0.Add(3 * time.Hour)}, {t0.Add(4 * time.Hour), t0.Add(5 * time.Hour)}},
+			Recording:      []Span{{t0, t0.Add(3 * time.Hour)}, {t0.Add(4 * time.Hour), t0.Add(5 * time.Hour)}},
+			RecordingBasis: BasisHealth,
 			Events: []detect.Event{
-				ev(detect.KindCramp, calfLeft, 10, 60, 2),
-				ev(detect.KindCramp, calfRight, 10.5, 30, 4), // both legs at once: two cramps
-				ev(detect.KindCramp, calfLeft, 100, 150, 3),
+				cramps[0], cramps[1], cramps[2], // both legs at once: two cramps
 				ev(detect.KindPLM, calfLeft, 20, 2, 0), ev(detect.KindPLM, calfLeft, 20.5, 2, 0),
 				ev(detect.KindPLM, calfLeft, 21, 2, 0), ev(detect.KindPLM, calfLeft, 21.5, 2, 0),
 				ev(detect.KindMovement, calfRight, 50, 4, 0),
@@ -130,35 +138,40 @@ func TestSummarize(t *testing.T) {
 				ev(detect.KindArtifact, calfLeft, 60, 90, 0),
 				ev(detect.KindArtifact, calfRight, 61, 60, 0),
 				ev(detect.KindArtifact, calfRight, 200, 30, 0),
+				cramps[3],
 			},
 			AlertsKnown: true,
+			// Both calves cramp at once (one episode, the right calf joins at
+			// its confirmation), the left calf again later with escalation
+			// and a TENS prompt. The last cramp of the list is not alerted.
 			Alerts: []Alert{
-				{Type: alerts.TypeAlert, Outcome: alerts.OutcomeSent, LatencyS: 2},
-				{Type: alerts.TypeAlert, Outcome: alerts.OutcomeSuppressed, Reason: alerts.SuppressConcurrent, LatencyS: 4},
-				{Type: alerts.TypeEscalation, Outcome: alerts.OutcomeSent, LatencyS: 60},
-				{Type: alerts.TypeEnded, Outcome: alerts.OutcomeSent, LatencyS: 60},
-				{Type: alerts.TypeAlert, Outcome: alerts.OutcomeSent, LatencyS: 3},
-				{Type: alerts.TypeEscalation, Outcome: alerts.OutcomeSent, LatencyS: 60},
-				{Type: alerts.TypeTENSPrompt, Outcome: alerts.OutcomeSent, LatencyS: 120},
-				{Type: alerts.TypeEnded, Outcome: alerts.OutcomeSent, LatencyS: 150},
+				{Time: at(10, 2), AlertID: "a1", EventID: id(0), Type: alerts.TypeAlert, Outcome: alerts.OutcomeSent},
+				{Time: at(10.5, 4), AlertID: "a1", EventID: id(1), Type: alerts.TypeAlert, Outcome: alerts.OutcomeSuppressed, Reason: alerts.SuppressConcurrent},
+				{Time: at(10, 60), AlertID: "a1", EventID: id(0), Type: alerts.TypeEscalation, Outcome: alerts.OutcomeSent},
+				{Time: at(10, 61), AlertID: "a1", EventID: id(0), Type: alerts.TypeEnded, Outcome: alerts.OutcomeSent},
+				{Time: at(100, 3), AlertID: "a2", EventID: id(2), Type: alerts.TypeAlert, Outcome: alerts.OutcomeSent},
+				{Time: at(100, 60), AlertID: "a2", EventID: id(2), Type: alerts.TypeEscalation, Outcome: alerts.OutcomeSent},
+				{Time: at(100, 120), AlertID: "a2", EventID: id(2), Type: alerts.TypeTENSPrompt, Outcome: alerts.OutcomeSent},
+				{Time: at(100, 150), AlertID: "a2", EventID: id(2), Type: alerts.TypeEnded, Outcome: alerts.OutcomeSent},
+				{Time: at(300, 3), AlertID: "a3", EventID: id(3), Type: alerts.TypeAlert, Outcome: alerts.OutcomeSuppressed, Reason: alerts.SuppressHourlyCap},
 			},
 		},
 		want: Summary{
-			RecordingHours: 4, Cramps: 3, CrampsPerHour: 0.75, TotalCrampS: 240, LongestCrampS: 150,
+			RecordingHours: 4, RecordingBasis: BasisHealth, Cramps: 4, CrampsPerHour: 1, TotalCrampS: 260, LongestCrampS: 150,
 			PLMs: 4, PLMIndex: 1, Movements: 1, ArtifactMinutes: 2.5,
-			AlertsKnown: true, Alerts: 2, Escalations: 2, TENSPrompts: 1, Suppressed: 1,
-			MedianAlertLatencyS: 2.5, MedianConfirmS: 3,
+			AlertsKnown: true, Alerts: 2, AlertedCramps: 3, Escalations: 2, TENSPrompts: 1, Suppressed: 2,
+			// Latencies 2 s, 4 s (joined) and 3 s.
+			MedianAlertLatencyS: 3, MedianConfirmS: 3,
 		},
 	}, {
-		name: "journal: no alerts, a cramp without end",
+		name: "journal: no alerts, no recording time, a cramp without end",
 		data: Data{
-			Recording:      []Span{{t0, t0.Add(30 * time.Minute)}},
-			RecordingBasis: BasisEvents,
+			RecordingBasis: BasisUnknown,
 			Events:         []detect.Event{ev(detect.KindCramp, calfLeft, 1, 20, 5), ongoing},
 		},
 		want: Summary{
-			RecordingHours: 0.5, RecordingBasis: BasisEvents, Cramps: 2, OngoingCramps: 1, CrampsPerHour: 4,
-			TotalCrampS: 23, LongestCrampS: 20, PLMIndex: 0, MedianAlertLatencyS: math.NaN(), MedianConfirmS: 4,
+			RecordingHours: math.NaN(), RecordingBasis: BasisUnknown, Cramps: 2, OngoingCramps: 1, CrampsPerHour: math.NaN(),
+			TotalCrampS: 23, LongestCrampS: 20, PLMIndex: math.NaN(), MedianAlertLatencyS: math.NaN(), MedianConfirmS: 4,
 		},
 	}}
 	for _, tc := range tests {
@@ -263,7 +276,7 @@ func TestTicks(t *testing.T) {
 func TestRenderEmptyNight(t *testing.T) {
 	berlin := mustLoc(t, "Europe/Berlin")
 	from, to, _ := NightWindow("2026-11-27", berlin, 18)
-	d := &Data{Device: "d", From: from, To: to, Window: DefaultWindow, RecordingBasis: BasisNone,
+	d := &Data{Device: "d", From: from, To: to, Window: DefaultWindow, RecordingBasis: BasisUnknown,
 		Envelope: []Series{{Channel: calfLeft}}}
 	r := &Report{Night: "2026-11-27", Location: berlin, Who: "<b>sub</b>", Source: "InfluxDB", Data: d, Summary: Summarize(d)}
 	var png, page bytes.Buffer
