@@ -61,9 +61,12 @@ type Options struct {
 	Now func() time.Time
 }
 
-// check validates the options and fills in defaults.
-func (o *Options) check() error {
+// check validates the options for reading src and fills in defaults.
+func (o *Options) check(src Source) error {
 	var errs []error
+	if o.Window != nil && !src.hasEnvelope() {
+		errs = append(errs, fmt.Errorf("export: envelope windows need InfluxDB; the %s has no envelope", src.Name()))
+	}
 	if o.Pseudonyms == nil {
 		errs = append(errs, errors.New("export: no pseudonym key"))
 	}

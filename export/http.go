@@ -147,7 +147,7 @@ func (h *Handler) options(r *http.Request) (Options, Format, error) {
 	if len(errs) > 0 {
 		return opt, format, errors.Join(errs...)
 	}
-	return opt, format, opt.check()
+	return opt, format, opt.check(h.cfg.Source)
 }
 
 // parseSeconds reads a duration as Go writes it ("30s") or in seconds ("30").

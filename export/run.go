@@ -114,7 +114,7 @@ func (m *Manifest) count(n counts, skipped int64) {
 // If opt.Progress is set, a progress bar is drawn there; callers pass
 // stderr only when it is a terminal.
 func Run(ctx context.Context, src Source, dir string, formats []Format, opt Options) (m *Manifest, err error) {
-	if err := opt.check(); err != nil {
+	if err := opt.check(src); err != nil {
 		return nil, err
 	}
 	if len(formats) == 0 {
@@ -294,7 +294,7 @@ func manifestMeta(m *Manifest) map[string]string {
 // written to w is incomplete and the caller must make that visible (the
 // handler aborts the response).
 func Stream(ctx context.Context, src Source, w io.Writer, table string, format Format, opt Options) (*Manifest, error) {
-	if err := opt.check(); err != nil {
+	if err := opt.check(src); err != nil {
 		return nil, err
 	}
 	if format == FormatEDF {
@@ -338,7 +338,7 @@ func Stream(ctx context.Context, src Source, w io.Writer, table string, format F
 // and may then return), and removed. It returns the manifest (Files lists
 // the EDF+ files by name).
 func StreamEDF(ctx context.Context, src Source, tmpDir string, opt Options, file func(name string, r io.Reader) error) (*Manifest, error) {
-	if err := opt.check(); err != nil {
+	if err := opt.check(src); err != nil {
 		return nil, err
 	}
 	dir, err := os.MkdirTemp(tmpDir, "crampwatch-export-")
