@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"html"
 	"image"
 	"image/color"
@@ -33,7 +34,20 @@ import (
 	"github.com/crampwatch/crampwatch/wire"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
+// testDir holds the simulated night's journal; removed when the tests end.
+var testDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "crampwatch-report-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	testDir = dir
+	code := testenv.Run(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 const (
 	simDevice = "report-sim-01"
@@ -146,11 +160,7 @@ func runNight(t *testing.T) (night, string) {
 	if err != nil {
 		return night{}, err.Error()
 	}
-	dir, err := os.MkdirTemp("", "crampwatch-report-")
-	if err != nil {
-		return night{}, err.Error()
-	}
-	jpath := filepath.Join(dir, "journal.jsonl")
+	jpath := filepath.Join(testDir, "journal.jsonl")
 	jr, err := journal.Open(journal.Config{Path: jpath, Logger: log}, reg)
 	if err != nil {
 		return night{}, err.Error()
@@ -366,8 +376,10 @@ func TestJournalNightReport(t *testing.T) {
 		t.Fatalf("journal events %v\ninflux events %v", g, w)
 	}
 	for i, e := range jr.Data.Events {
-		if e.State != ir.Data.Events[i].State || math.Abs(e.DurationS-ir.Data.Events[i].DurationS) > 1e-3 {
-			t.Errorf("%s: journal %s %.3f s, influx %s %.3f s", e.ID(), e.State, e.DurationS, ir.Data.Events[i].State, ir.Data.Events[i].DurationS)
+		f := ir.Data.Events[i]
+		if e.State != f.State || math.Abs(e.DurationS-f.DurationS) > 1e-3 || e.ConfirmedAt.Sub(f.ConfirmedAt).Abs() > time.Millisecond {
+			t.Errorf("%s: journal %s %.3f s confirmed %v, influx %s %.3f s confirmed %v",
+				e.ID(), e.State, e.DurationS, e.ConfirmedAt, f.State, f.DurationS, f.ConfirmedAt)
 		}
 	}
 	js, is := jr.Summary, ir.Summary

@@ -72,7 +72,10 @@ func Build(ctx context.Context, src Source, opt Options) (*Report, error) {
 
 // Write builds the report and writes its PNG and HTML files. Each file is
 // written to a temporary file and renamed into place, so an interrupted
-// run never leaves a half-written report.
+// run never leaves a half-written report. A nil Report with an error means
+// nothing (or not everything) was written; a Report with an error means
+// the files were written without the rows the source could not read, and
+// the page says so.
 func Write(ctx context.Context, src Source, opt Options) (*Report, error) {
 	if opt.PNGPath == "" && opt.HTMLPath == "" {
 		return nil, errors.New("report: no output file")
@@ -81,22 +84,22 @@ func Write(ctx context.Context, src Source, opt Options) (*Report, error) {
 	if r == nil {
 		return nil, loadErr
 	}
-	var png bytes.Buffer
+	var png, page bytes.Buffer
 	if err := RenderPNG(&png, r); err != nil {
-		return r, err
+		return nil, err
 	}
-	if opt.PNGPath != "" {
-		if err := writeFile(ctx, opt.PNGPath, png.Bytes()); err != nil {
-			return r, err
-		}
+	if err := RenderHTML(&page, r, png.Bytes()); err != nil {
+		return nil, err
 	}
-	if opt.HTMLPath != "" {
-		var page bytes.Buffer
-		if err := RenderHTML(&page, r, png.Bytes()); err != nil {
-			return r, err
+	for _, f := range []struct {
+		path string
+		b    []byte
+	}{{opt.PNGPath, png.Bytes()}, {opt.HTMLPath, page.Bytes()}} {
+		if f.path == "" {
+			continue
 		}
-		if err := writeFile(ctx, opt.HTMLPath, page.Bytes()); err != nil {
-			return r, err
+		if err := writeFile(ctx, f.path, f.b); err != nil {
+			return nil, err
 		}
 	}
 	return r, loadErr
