@@ -35,6 +35,7 @@ func commands() []command {
 		{"replay", "run the pipeline over a recorded CSV file, print events as JSON Lines", runReplay},
 		{"soak", "run the simulator against the service for a while; report frames, lag, events, memory", runSoak},
 		{"export", "research export: events, night summaries, envelope windows as CSV, JSON Lines, Parquet, EDF+", runExport},
+		{"report", "night report of one wearer as PNG and self-contained HTML page, for people without Grafana", runReport},
 		{"version", "print the version", runVersion},
 	}
 }
