@@ -9,7 +9,8 @@ package store
 // the record was let go) is harmless because InfluxDB overwrites a point
 // with the same measurement, tags and timestamp.
 //
-// Layout: one directory, holding segment files named
+// Layout: one directory, locked by one process at a time (file LOCK, flock),
+// holding segment files named
 // "<class>-<sequence, 16 hex digits>.spool", class "high" (events, alert
 // records) or "bulk" (envelope, motion, device health). Sequence numbers
 // grow across both classes and restarts, so file names sort in write
@@ -65,6 +66,7 @@ const (
 	spoolHeaderSize = int64(len(spoolMagic))
 	recHeaderSize   = 8
 	spoolExt        = ".spool"
+	spoolLockName   = "LOCK"
 	// Segment size: a sixteenth of the bound, so evicting a bulk segment
 	// frees a useful but small part of the spool, within limits that keep
 	// the number of files and the size of one eviction reasonable.
@@ -112,9 +114,10 @@ type spoolClass struct {
 
 type spool struct {
 	dir    string
-	max    int64 // bound on size
-	segMax int64 // a segment takes no more records past this size
-	size   int64 // bytes of all segment files
+	lock   *os.File // held open: the directory's lock
+	max    int64    // bound on size
+	segMax int64    // a segment takes no more records past this size
+	size   int64    // bytes of all segment files
 	seq    uint64
 	cls    [numClasses]spoolClass
 	crc    *crc32.Table
@@ -129,16 +132,15 @@ func openSpool(dir string, maxBytes int64, log *slog.Logger) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: spool: %w", err)
 	}
-	// Find out now, not during the first outage, whether we can write here.
-	probe, err := os.CreateTemp(dir, ".probe-*")
+	// Creating the lock file also finds out now, not during the first
+	// outage, whether we can write here.
+	lock, err := lockSpoolDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("store: spool: directory not writable: %w", err)
+		return nil, err
 	}
-	probe.Close()
-	os.Remove(probe.Name())
-
 	sp := &spool{
 		dir:    dir,
+		lock:   lock,
 		max:    maxBytes,
 		segMax: min(max(maxBytes/16, minSegment), maxSegment),
 		crc:    crc32.MakeTable(crc32.Castagnoli),
@@ -146,6 +148,7 @@ func openSpool(dir string, maxBytes int64, log *slog.Logger) (*spool, error) {
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
+		sp.close()
 		return nil, fmt.Errorf("store: spool: %w", err)
 	}
 	type found struct {
@@ -532,11 +535,13 @@ func (sp *spool) syncDir() error {
 	return nil
 }
 
-// close releases the open files; the segments stay for the next start.
+// close releases the open files and the lock; the segments stay for the
+// next start.
 func (sp *spool) close() {
 	for i := range sp.cls {
 		for _, seg := range sp.cls[i].segs {
 			seg.f.Close()
 		}
 	}
+	sp.lock.Close()
 }

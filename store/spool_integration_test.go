@@ -333,7 +333,7 @@ func TestRealInfluxOutageSpool(t *testing.T) {
 	if failed == 0 {
 		t.Error("no failed write: the outage was not seen")
 	}
-	if files, _ := filepath.Glob(filepath.Join(cfg.SpoolDir, "*")); len(files) != 0 {
+	if files, _ := filepath.Glob(filepath.Join(cfg.SpoolDir, "*"+spoolExt)); len(files) != 0 {
 		t.Errorf("spool not empty: %v", files)
 	}
 

@@ -529,3 +529,18 @@ func BenchmarkSpoolAppendReplay(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*ch.lines)/b.Elapsed().Seconds(), "points/s")
 }
+
+func TestSpoolDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	sp := openTestSpool(t, dir, 1<<20)
+	if other, err := openSpool(dir, 1<<20, slog.New(slog.DiscardHandler)); err == nil {
+		other.close()
+		t.Fatal("a second spool opened the same directory")
+	}
+	sp.close()
+	again, err := openSpool(dir, 1<<20, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("directory still locked after close: %v", err)
+	}
+	again.close()
+}
