@@ -83,12 +83,14 @@ type Config struct {
 	// Empty: no spool, failed batches wait in memory within QueueSize and
 	// EventQueueSize, and are lost if the service stops.
 	SpoolDir string
-	// SpoolMaxBytes bounds the spool's size on disk; default 1 GiB (about
-	// 8 million envelope points: 9 hours of 40 devices with 4 channels and
-	// 2 IMUs). When it is full, envelope, motion and health points are
-	// dropped (oldest spooled ones first when an event needs the room);
-	// events and alert records are dropped only when no such points are
-	// left, and then only once EventQueueSize is reached as well.
+	// SpoolMaxBytes bounds the spool's size on disk; default 1 GiB, about
+	// 8 million envelope or motion points of some 130 bytes: 37 hours of
+	// one device with 4 EMG channels and 2 IMUs at 10 Hz, or 35 minutes of
+	// 64 of them. An event takes about 300 bytes. When the spool is full,
+	// new envelope, motion and health batches are dropped, and an event
+	// batch that does not fit evicts the oldest spooled ones; only when
+	// none are left do events and alert records wait in memory (up to
+	// EventQueueSize, then they are dropped).
 	SpoolMaxBytes int64
 	// Logger receives write failures; default slog.Default().
 	Logger *slog.Logger
