@@ -33,6 +33,7 @@ func commands() []command {
 		{"sim", "firmware simulator: N virtual devices publishing contract frames, with ground truth", runSim},
 		{"eval", "evaluate detection on simulated nights against ground truth", runEval},
 		{"replay", "run the pipeline over a recorded CSV file, print events as JSON Lines", runReplay},
+		{"bench", "end-to-end throughput benchmark: Mosquitto, InfluxDB, service and N simulated devices", runBench},
 		{"soak", "run the simulator against the service for a while; report frames, lag, events, memory", runSoak},
 		{"export", "research export: events, night summaries, envelope windows as CSV, JSON Lines, Parquet, EDF+", runExport},
 		{"report", "night report of one wearer as PNG and self-contained HTML page, for people without Grafana", runReport},

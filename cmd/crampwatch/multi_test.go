@@ -178,7 +178,12 @@ func startPartInstance(ctx context.Context, t *testing.T, url, clientID string, 
 	in := &partInstance{sink: &countSink{}}
 	in.pipe = pipeline.New(detect.DefaultConfig(), nil, log, in.sink)
 	rec := &ledgerHandler{Pipeline: in.pipe, led: led, instance: id, incarnation: incarnation}
-	in.router = ingest.NewRouter(ingest.Config{Prefix: wire.DefaultPrefix}, rec, nil, log)
+	// Ingest as serve configures it (backpressure to the broker when a
+	// restart's backlog arrives), except for the per-device rate limit:
+	// the simulator runs five times faster than real devices.
+	icfg := defaultServeConfig().ingest
+	icfg.Prefix, icfg.DeviceRate = wire.DefaultPrefix, -1
+	in.router = ingest.NewRouter(icfg, rec, nil, log)
 	route := func(topic string, payload []byte) { in.router.Handle(topic, payload) }
 	subs := p.subscriptions(wire.DefaultPrefix, "",
 		streamHandler{wire.StreamEMG, route}, streamHandler{wire.StreamIMU, route}, streamHandler{wire.StreamStatus, route})
