@@ -60,10 +60,12 @@ type Config struct {
 	BaselineFreezeMaxS float64
 
 	// Activity threshold: a block is active when its RMS exceeds
-	// baseline + max(OnsetK*baseline, OnsetMinUV) (WASM: 8 uV over resting).
+	// baseline + max(OnsetK*baseline, OnsetMinUV). WASM's onset rule is an
+	// EMG amplitude 8 uV over resting; the envelope is an RMS, and a signal
+	// of amplitude 8 uV has an RMS of 8/sqrt(2) = 5.7 uV.
 	// It is released when RMS stays below baseline + max(ReleaseK*baseline,
 	// ReleaseMinUV) for LMReleaseS (bursts up to LMMaxS) or CrampReleaseS
-	// (longer bursts). Defaults 1, 8 uV, 0.5, 4 uV, 0.5 s, 1 s.
+	// (longer bursts). Defaults 1, 5.7 uV, 0.5, 4 uV, 0.5 s, 1 s.
 	OnsetK, OnsetMinUV     float64
 	ReleaseK, ReleaseMinUV float64
 	LMReleaseS             float64
@@ -84,7 +86,7 @@ type Config struct {
 	// confirms after ModerateConfirmS; StrongRatio/StrongMinUV after
 	// StrongConfirmS. Continuity is the fraction of blocks at the tier's level
 	// required over the tier's hold window. Defaults 6, 20 uV, 10.5 s;
-	// 12, 4.5 s; 25, 40 uV, 2 s; 0.9.
+	// 12, 4.5 s; 25, 40 uV, 2 s; 0.8.
 	CrampRatio, CrampMinUV          float64
 	WeakConfirmS                    float64
 	ModerateRatio, ModerateConfirmS float64
@@ -156,7 +158,7 @@ func DefaultConfig() Config {
 		BaselineFreezeMaxS: 300,
 
 		OnsetK:        1,
-		OnsetMinUV:    8,
+		OnsetMinUV:    5.7,
 		ReleaseK:      0.5,
 		ReleaseMinUV:  4,
 		LMReleaseS:    0.5,
@@ -177,7 +179,7 @@ func DefaultConfig() Config {
 		StrongRatio:      25,
 		StrongMinUV:      40,
 		StrongConfirmS:   2,
-		Continuity:       0.9,
+		Continuity:       0.8,
 
 		MoveActivityG:  0.1,
 		MoveGyroDPS:    40,
