@@ -193,6 +193,7 @@ type Influx struct {
 type spoolEpisode struct {
 	started, full, highFull bool
 	replayed                int
+	diskErrLogged           time.Time
 }
 
 // New creates the sink and starts its writer. It does not contact the
@@ -673,8 +674,11 @@ func (s *Influx) spoolChunk(c *class, ch *chunk) bool {
 			}
 		}
 		s.logSpoolFull()
-	} else if first {
-		s.log.Error("InfluxDB spool write failed", "err", err, "lines", ch.lines)
+	} else if first && time.Since(s.spooling.diskErrLogged) > time.Minute {
+		// A full or broken disk fails every batch: say so once a minute.
+		s.spooling.diskErrLogged = time.Now()
+		s.log.Error("InfluxDB spool write failed: envelope, motion and health points are dropped, events wait in memory",
+			"err", err, "lines", ch.lines)
 	}
 	if c.id == classHigh {
 		if full && !s.spooling.highFull {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -402,5 +403,46 @@ func TestInfluxSpoolRejectedRecordDropped(t *testing.T) {
 	}
 	if n := metric(t, reg, "crampwatch_sink_dropped_total", "events"); n != 1 {
 		t.Errorf("dropped{events} = %v, want 1", n)
+	}
+}
+
+// TestInfluxSpoolDiskFailure: the spool directory is gone during an
+// outage. Envelope points are dropped and counted, events wait in memory
+// and are written when the server is back.
+func TestInfluxSpoolDiskFailure(t *testing.T) {
+	f := newFakeInflux(t)
+	f.setDown(true)
+	cfg := spoolConfig(t, f.srv.URL)
+	var logs syncBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	reg := prometheus.NewRegistry()
+	s := newInflux(t, cfg, reg)
+	if err := os.RemoveAll(cfg.SpoolDir); err != nil {
+		t.Fatal(err)
+	}
+	s.Event(crampAt(0, detect.StateOngoing))
+	s.Event(crampAt(0, detect.StateEnded))
+	for i := range 5 {
+		s.Envelope(envelopeAt(i))
+	}
+	waitFor(t, "envelope points dropped", func() bool {
+		return metric(t, reg, "crampwatch_sink_dropped_total", "envelope") == 5
+	})
+	if n := logs.count("InfluxDB spool write failed"); n != 1 {
+		t.Errorf("disk failure logged %d times, want once:\n%s", n, logs.b.String())
+	}
+	if got := depth(t, reg); got != 2 {
+		t.Errorf("queue depth %v, want the 2 events kept in memory", got)
+	}
+	f.setDown(false)
+	waitFor(t, "events written", func() bool {
+		return metric(t, reg, "crampwatch_sink_points_written_total", "events") == 2
+	})
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkEventOrder(t, f.writtenLines(), `state="ongoing"`+ts(0), `state="ended"`+ts(0))
+	if n := metric(t, reg, "crampwatch_sink_spool_full_total", "envelope"); n != 0 {
+		t.Errorf("spool_full{envelope} = %v for a disk failure", n)
 	}
 }
