@@ -108,6 +108,8 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.influx.Motion, "influx-motion", c.influx.Motion, "write the 10 Hz IMU motion features")
 	fs.IntVar(&c.influx.BatchSize, "influx-batch-size", c.influx.BatchSize, "most points per write request")
 	fs.DurationVar(&c.influx.FlushInterval, "influx-flush-interval", c.influx.FlushInterval, "longest wait before queued points are written")
+	fs.StringVar(&c.influx.SpoolDir, "influx-spool-dir", c.influx.SpoolDir, "directory of the on-disk spool that keeps writes through InfluxDB outages; empty: no spool (memory only)")
+	fs.Int64Var(&c.influx.SpoolMaxBytes, "influx-spool-max-bytes", c.influx.SpoolMaxBytes, "size bound of the spool; when full, envelope/motion/health go before events")
 	fs.StringVar(&c.journalPath, "journal", c.journalPath, "local event journal (JSON Lines); empty: crampwatch-journal.jsonl when --influx-url is empty, else none")
 
 	fs.StringVar(&c.httpAddr, "http-addr", c.httpAddr, "address of /metrics, /healthz, /readyz")
