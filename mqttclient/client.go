@@ -11,6 +11,7 @@
 package mqttclient
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -342,9 +343,22 @@ func (c *Client) snapshot() map[string]byte {
 // or it is written (QoS 0), or ctx ends. While the connection is down a
 // QoS 1 message waits in the store and is sent on reconnection; Publish
 // still returns at ctx's end, and the message may be sent later.
+//
+// The payload is copied, so the caller may reuse its buffer as soon as
+// Publish returns. Paho keeps a reference to the payload in its store until
+// the broker acknowledges the message, and after a reconnection it resends
+// stored messages under fresh tokens, completing the caller's token at once
+// (paho v1.5.1, messageIds.claimID): without the copy a caller that reuses
+// its buffer (the simulator does) overwrites a message paho is about to
+// resend, which the broker then delivers under the old topic with the next
+// message's payload.
 func (c *Client) Publish(ctx context.Context, topic string, qos byte, retained bool, payload []byte) error {
 	if qos > 2 {
 		return fmt.Errorf("mqtt: publish %q: QoS %d", topic, qos)
+	}
+	payload = bytes.Clone(payload)
+	if payload == nil {
+		payload = []byte{} // bytes.Clone(nil) is nil; paho wants a []byte
 	}
 	if err := wait(ctx, c.cli.Publish(topic, qos, retained, payload)); err != nil {
 		c.m.publishErrors.Inc()

@@ -52,11 +52,11 @@ func TestMosquittoPersistentSession(t *testing.T) {
 // production); both sides reconnect, a publish made during the outage is
 // delivered afterwards, and the subscription still works.
 func TestMosquittoBrokerRestart(t *testing.T) {
-	// "user root": mosquitto started as root otherwise switches to the
-	// mosquitto user, which cannot write the test's temporary directory,
-	// and silently runs without persistence. The log shows on failure.
+	// testenv runs the broker as root when the tests are root, so that it
+	// can write its persistence to the test's directory. The log shows on
+	// failure.
 	srv, err := testenv.StartMosquitto(testenv.MosquittoOptions{Persistence: true,
-		ExtraConfig: "user root\nlog_type all\nlog_dest stderr\n"})
+		ExtraConfig: "log_type all\nlog_dest stderr\n"})
 	if err != nil {
 		t.Fatal(err)
 	}
