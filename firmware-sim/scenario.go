@@ -425,7 +425,7 @@ func (sc *Scenario) Validate() error {
 		{"movements.stretch_s", sc.Movements.StretchS, 0.1, 600},
 		{"movements.stretch_uv", sc.Movements.StretchUV, 0, 10000},
 		{"movements.stretch_deg", sc.Movements.StretchDeg, 0, 90},
-		{"plm.movements", sc.PLM.Movements, 1, 1000},
+		{"plm.movements", sc.PLM.Movements, 1, 400},
 		{"plm.interval_s", sc.PLM.IntervalS, 1, 300},
 		{"plm.burst_s", sc.PLM.BurstS, 0.05, 60},
 		{"plm.amplitude_uv", sc.PLM.AmplitudeUV, 0, 10000},
@@ -484,6 +484,9 @@ func (sc *Scenario) Validate() error {
 		if !(v.v >= 0 && v.v <= v.hi) {
 			bad("%s %v: want 0..%v", v.name, v.v, v.hi)
 		}
+	}
+	if sc.Cramps.EveryS != 0 && !(sc.Cramps.EveryS >= 1) {
+		bad("cramps.every_s %v: want 0 (Poisson count) or at least 1 s", sc.Cramps.EveryS)
 	}
 	if sc.Cramps.DurationMedianS <= 0 {
 		bad("cramps.duration_median_s must be > 0")

@@ -536,6 +536,7 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"bad encoding", "encoding: xml\n", "encoding"},
 		{"bad muscle", "cramps:\n  muscles: {toe: 1}\n", "toe"},
 		{"json", `{"rate": 9000}`, "rate"},
+		{"tiny cramp interval", "cramps:\n  every_s: 0.001\n", "every_s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
