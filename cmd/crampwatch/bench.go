@@ -164,18 +164,28 @@ type benchReport struct {
 	PublishErrors uint64             `json:"publish_errors"`
 	SimMaxLagS    float64            `json:"sim_max_publish_lag_s"`
 
-	ServiceCPU   float64 `json:"service_cpu_cores"`
-	ServiceRSS   int64   `json:"service_rss_bytes"`
-	ServiceHWM   int64   `json:"service_rss_peak_bytes"`
-	HeapInuse    uint64  `json:"service_heap_inuse_bytes"`
-	SimCPU       float64 `json:"sim_cpu_cores"`
-	SimRSS       int64   `json:"sim_rss_bytes"`
-	BrokerCPU    float64 `json:"broker_cpu_cores"`
-	InfluxCPU    float64 `json:"influx_cpu_cores"`
-	PointsPerS   float64 `json:"influx_points_per_s"`
-	PointsDrop   float64 `json:"influx_points_dropped"`
-	InfluxErrors float64 `json:"influx_write_errors"`
-	Serve        string  `json:"serve_args"`
+	ServiceCPU float64 `json:"service_cpu_cores"`
+	ServiceRSS int64   `json:"service_rss_bytes"`
+	ServiceHWM int64   `json:"service_rss_peak_bytes"`
+	HeapInuse  uint64  `json:"service_heap_inuse_bytes"`
+	SimCPU     float64 `json:"sim_cpu_cores"`
+	SimRSS     int64   `json:"sim_rss_bytes"`
+	// The simulator's whole run (set-up included), from its rusage: CPU per
+	// published frame, and the cores it needs for the devices in real time.
+	// Unlike SimCPU these hold when the machine is too busy for it to keep up.
+	SimCPUPerFrameUS float64 `json:"sim_cpu_per_frame_us"`
+	SimCoresNeeded   float64 `json:"sim_cores_for_real_time"`
+	SimElapsedS      float64 `json:"sim_elapsed_s"`
+	NightS           float64 `json:"sim_night_s"`
+	// The service's CPU per delivered frame over the window.
+	ServiceCPUPerFrameUS float64 `json:"service_cpu_per_frame_us"`
+	BrokerCPU            float64 `json:"broker_cpu_cores"`
+	InfluxCPU            float64 `json:"influx_cpu_cores"`
+	PointsPerS           float64 `json:"influx_points_per_s"`
+	PointsDrop           float64 `json:"influx_points_dropped"`
+	InfluxErrors         float64 `json:"influx_write_errors"`
+	Serve                string  `json:"serve_args"`
+	NoService            bool    `json:"no_service"`
 }
 
 func (r *benchReport) print(w io.Writer) {
@@ -186,6 +196,13 @@ func (r *benchReport) print(w io.Writer) {
 	if r.Serve != "" {
 		fmt.Fprintf(w, "  serve flags    %s\n", r.Serve)
 	}
+	if r.NoService {
+		fmt.Fprintf(w, "  published      %d frames, %d publish errors; simulator max publish lag %.2f s\n", r.FramesSent, r.PublishErrors, r.SimMaxLagS)
+		fmt.Fprintf(w, "  simulator      CPU %.2f cores, RSS %.0f MiB; whole run %.1f us per frame, so %.2f cores for real time; night of %.0f s sent in %.0f s\n",
+			r.SimCPU, mib(r.SimRSS), r.SimCPUPerFrameUS, r.SimCoresNeeded, r.NightS, r.SimElapsedS)
+		fmt.Fprintf(w, "  mosquitto      CPU %.2f cores\n", r.BrokerCPU)
+		return
+	}
 	fmt.Fprintf(w, "  frames/s       %.0f (emg %.0f, imu %.0f, status %.1f)\n", r.FramesPerS, r.FramesByS["emg"], r.FramesByS["imu"], r.FramesByS["status"])
 	fmt.Fprintf(w, "  samples/s      %.0f EMG (all channels) + %.0f IMU (6-axis)\n", r.EMGSamplesPS, r.IMUSamplesPS)
 	fmt.Fprintf(w, "  lag            p50 %.0f ms  p99 %.0f ms  max %.0f ms  (sample time -> detector output, %d points; %.0f ms simulator start-up removed)\n",
@@ -193,9 +210,10 @@ func (r *benchReport) print(w io.Writer) {
 	fmt.Fprintf(w, "  frames lost    %d (published %d, delivered %.0f; sequence gaps %.0f, queue drops %.0f, rejected %.0f; publish errors %d; simulator max publish lag %.2f s)\n",
 		r.FramesLost, r.FramesSent, r.FramesIn, r.SeqGaps, r.QueueDropped, r.Rejected, r.PublishErrors, r.SimMaxLagS)
 	fmt.Fprintf(w, "  events         %s\n", formatEvents(r.Events))
-	fmt.Fprintf(w, "  service        CPU %.2f cores, RSS %.0f MiB (peak %.0f MiB), Go heap in use %.0f MiB\n",
-		r.ServiceCPU, mib(r.ServiceRSS), mib(r.ServiceHWM), mib(int64(r.HeapInuse)))
-	fmt.Fprintf(w, "  simulator      CPU %.2f cores, RSS %.0f MiB\n", r.SimCPU, mib(r.SimRSS))
+	fmt.Fprintf(w, "  service        CPU %.2f cores (%.1f us per frame), RSS %.0f MiB (peak %.0f MiB), Go heap in use %.0f MiB\n",
+		r.ServiceCPU, r.ServiceCPUPerFrameUS, mib(r.ServiceRSS), mib(r.ServiceHWM), mib(int64(r.HeapInuse)))
+	fmt.Fprintf(w, "  simulator      CPU %.2f cores, RSS %.0f MiB; whole run %.1f us per frame, so %.2f cores for real time; night of %.0f s sent in %.0f s\n",
+		r.SimCPU, mib(r.SimRSS), r.SimCPUPerFrameUS, r.SimCoresNeeded, r.NightS, r.SimElapsedS)
 	fmt.Fprintf(w, "  mosquitto      CPU %.2f cores\n", r.BrokerCPU)
 	fmt.Fprintf(w, "  influxdb       CPU %.2f cores; %.0f points/s written, %.0f dropped, %.0f write errors\n", r.InfluxCPU, r.PointsPerS, r.PointsDrop, r.InfluxErrors)
 }
@@ -254,7 +272,7 @@ func runBenchmark(ctx context.Context, opt benchOptions, serveArgs []string, log
 
 	run := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
 	rep := &benchReport{Devices: opt.devices, Encoding: opt.encoding, WindowS: opt.duration.Seconds(),
-		WarmupS: opt.warmup.Seconds(), MachineCores: runtime.NumCPU(), Serve: strings.Join(serveArgs, " ")}
+		WarmupS: opt.warmup.Seconds(), MachineCores: runtime.NumCPU(), Serve: strings.Join(serveArgs, " "), NoService: opt.noService}
 
 	// The service, in this process, exactly as serve builds it. Bench
 	// defaults come first so that serve flags after -- override them.
@@ -359,6 +377,13 @@ func runBenchmark(ctx context.Context, opt benchOptions, serveArgs []string, log
 	}
 	rep.FramesSent, rep.PublishErrors, rep.SimMaxLagS = st.frames, st.publishErrors, st.maxLag
 	rep.SimCPU, rep.SimRSS = b.simCores(a), b.simRSS
+	if ps := sim.cmd.ProcessState; ps != nil && st.frames > 0 {
+		cpu := ps.UserTime() + ps.SystemTime()
+		rep.SimCPUPerFrameUS = float64(cpu.Microseconds()) / float64(st.frames)
+		rep.SimElapsedS = time.Since(sim.startedAt).Seconds()
+		rep.NightS = sim.night.Seconds()
+		rep.SimCoresNeeded = rep.SimCPUPerFrameUS / 1e6 * float64(st.frames) / rep.NightS
+	}
 	if !opt.noService {
 		last, stable := -1.0, 0
 		for stable < 20 {
@@ -425,6 +450,9 @@ func (r *benchReport) fill(a, b snapshot, lag *lagSink, offset time.Duration) {
 	r.QueueDropped = b.queueDropped - a.queueDropped
 	r.Rejected = b.rejected - a.rejected
 	r.ServiceCPU = (b.selfCPU - a.selfCPU).Seconds() / el
+	if r.FramesPerS > 0 {
+		r.ServiceCPUPerFrameUS = r.ServiceCPU / r.FramesPerS * 1e6
+	}
 	r.ServiceRSS, r.ServiceHWM = b.selfRSS, b.selfHWM
 	r.HeapInuse = b.heapInuse
 	r.BrokerCPU = (b.brokerCPU - a.brokerCPU).Seconds() / el
@@ -518,7 +546,10 @@ type benchSim struct {
 	started chan struct{} // closed when the simulator starts publishing
 	done    chan error
 	offset  time.Duration // wall clock at its first publish slot minus its start sample time
-	once    sync.Once
+	night   time.Duration // sample time the simulator publishes
+	// startedAt is when it started publishing (set before started closes).
+	startedAt time.Time
+	once      sync.Once
 }
 
 // startBenchSim writes the benchmark scenario and starts "crampwatch sim".
@@ -545,7 +576,8 @@ func startBenchSim(ctx context.Context, opt benchOptions, dir, run string, log *
 		}
 		mk = func(ctx context.Context, args []string) *exec.Cmd { return exec.CommandContext(ctx, exe, args...) }
 	}
-	s := &benchSim{cmd: mk(ctx, args), started: make(chan struct{}), done: make(chan error, 1)}
+	s := &benchSim{cmd: mk(ctx, args), started: make(chan struct{}), done: make(chan error, 1),
+		night: time.Duration(hours * float64(time.Hour))}
 	s.cmd.Stdout = &s.stdout
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	errPipe, err := s.cmd.StderrPipe()
@@ -561,7 +593,7 @@ func startBenchSim(ctx context.Context, opt benchOptions, dir, run string, log *
 		for sc.Scan() {
 			line := sc.Text()
 			if off, ok := parseSimStart(line); ok {
-				s.offset = off
+				s.offset, s.startedAt = off, time.Now()
 				s.once.Do(func() { close(s.started) })
 				continue
 			}
