@@ -20,6 +20,9 @@ type synthSource struct {
 	// after, if set, is called after each device-night (tests block or
 	// cancel there).
 	after func(n int)
+	// failAfter, if set, makes the source fail after that many
+	// device-nights, as a database going away would.
+	failAfter int
 }
 
 func (s *synthSource) Name() string      { return "synthetic" }
@@ -78,6 +81,10 @@ func (s *synthSource) nights(ctx context.Context, q *query) iter.Seq2[*deviceNig
 				count++
 				if s.after != nil {
 					s.after(count)
+				}
+				if s.failAfter > 0 && count == s.failAfter {
+					yield(nil, errors.New("synthetic source failure"))
+					return
 				}
 			}
 		}
