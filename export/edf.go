@@ -44,11 +44,6 @@ func (s *edfSignal) digital(v float64) int16 {
 	return int16(min(max(d, float64(s.DigMin)), float64(s.DigMax)))
 }
 
-// physical converts a digital value back.
-func (s *edfSignal) physical(d int16) float64 {
-	return s.PhysMin + (float64(d)-float64(s.DigMin))*(s.PhysMax-s.PhysMin)/float64(s.DigMax-s.DigMin)
-}
-
 // edfHeader is what an EDF+ file says about itself.
 type edfHeader struct {
 	Patient   string // EDF+ patient field: "code sex birthdate name"
@@ -292,15 +287,16 @@ func (ew *edfWriter) writeRecord(start time.Duration, samples [][]float64, tals 
 	return nil
 }
 
-// talFits reports whether a record with these TALs fits (and so whether
-// one more can join it).
-func (ew *edfWriter) talsFit(start time.Duration, tals []edfAnnotation) bool {
+// talLen returns the length of a's TAL.
+func talLen(a edfAnnotation) int {
 	var b [256]byte
-	n := len(appendTAL(b[:0], edfAnnotation{Onset: start, Duration: -1}))
-	for _, a := range tals {
-		n += len(appendTAL(b[:0], a))
-	}
-	return n <= 2*ew.h.AnnSamples
+	return len(appendTAL(b[:0], a))
+}
+
+// fits reports whether TALs of n bytes fit in a record starting at start,
+// after its time-keeping TAL.
+func (ew *edfWriter) fits(start time.Duration, n int) bool {
+	return talLen(edfAnnotation{Onset: start, Duration: -1})+n <= 2*ew.h.AnnSamples
 }
 
 // Close flushes the records and patches the number of records into the

@@ -48,7 +48,6 @@ func expected(t *testing.T, sn *simNight, opt Options) ([]EventRow, []NightRow, 
 	t.Helper()
 	var events []EventRow
 	var windows []WindowRow
-	type nightKey struct{ device string }
 	nights := map[string]*NightRow{}
 	latencies := map[string][]float64{}
 	artifacts := map[string][][2]time.Time{}

@@ -100,7 +100,7 @@ type edfSink struct {
 	win  Window
 	rate int // envelope samples per second
 	// done is called with each finished file (the HTTP handler streams and
-	// removes it); nil keeps the files.
+	// removes it); nil keeps the files, synced to disk.
 	done func(path string) error
 
 	head  nightHead
@@ -110,7 +110,8 @@ type edfSink struct {
 	files int
 
 	// annotation-only files: TALs waiting for a record
-	pending []edfAnnotation
+	pending      []edfAnnotation
+	pendingBytes int
 	// window files: the interval of records being built
 	iv *edfInterval
 }
@@ -123,9 +124,10 @@ type edfInterval struct {
 }
 
 type edfRecord struct {
-	samples [][]float64 // per signal
-	filled  [][]bool
-	tals    []edfAnnotation
+	samples  [][]float64 // per signal
+	filled   [][]bool
+	tals     []edfAnnotation
+	talBytes int
 }
 
 func newEDFSink(dir string, window Window, rate float64, done func(string) error) (*edfSink, error) {
@@ -141,7 +143,7 @@ func (s *edfSink) Files() int { return s.files }
 
 func (s *edfSink) beginNight(h *nightHead) error {
 	s.head = *h
-	s.pending = s.pending[:0]
+	s.pending, s.pendingBytes = s.pending[:0], 0
 	s.iv = nil
 	s.w, s.file = nil, nil
 	return nil
@@ -209,13 +211,15 @@ func (s *edfSink) event(r *EventRow) error {
 			}
 		}
 		a := edfAnnotation{Onset: r.Onset.Sub(s.start), Duration: r.End.Sub(r.Onset), Text: annotation(r)}
-		if !s.w.talsFit(0, append(s.pending, a)) {
+		n := talLen(a)
+		if !s.w.fits(0, s.pendingBytes+n) && len(s.pending) > 0 {
 			if err := s.w.writeRecord(0, nil, s.pending); err != nil {
 				return err
 			}
-			s.pending = s.pending[:0]
+			s.pending, s.pendingBytes = s.pending[:0], 0
 		}
 		s.pending = append(s.pending, a)
+		s.pendingBytes += n
 		return nil
 	}
 	from := r.Onset.Add(-s.win.Before).Truncate(time.Second)
@@ -251,8 +255,9 @@ func (s *edfSink) event(r *EventRow) error {
 	for ; k < len(s.iv.recs); k++ {
 		rec := &s.iv.recs[k]
 		start := time.Duration(s.iv.first+int64(k)) * time.Second
-		if s.w.talsFit(start, append(rec.tals, a)) {
+		if n := talLen(a); s.w.fits(start, rec.talBytes+n) {
 			rec.tals = append(rec.tals, a)
+			rec.talBytes += n
 			return nil
 		}
 	}
@@ -342,7 +347,7 @@ func (s *edfSink) endNight(*NightRow) error {
 	if err == nil {
 		err = s.w.Close()
 	}
-	if err == nil {
+	if err == nil && s.done == nil {
 		err = s.file.Sync()
 	}
 	if cerr := s.file.Close(); err == nil && cerr != nil {
