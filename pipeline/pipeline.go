@@ -116,7 +116,7 @@ func (p *Pipeline) lookup(id string) *device {
 func (p *Pipeline) EMG(id string, f *wire.EMGFrame) {
 	d := p.lookup(id)
 	if d.pending != nil {
-		if f.T0 < d.pending.EMGEnd {
+		if processed(f.T0, f.End(), d.pending.EMGEnd) {
 			p.skip()
 			return
 		}
@@ -130,7 +130,7 @@ func (p *Pipeline) EMG(id string, f *wire.EMGFrame) {
 // IMU feeds an IMU frame to the device's detector.
 func (p *Pipeline) IMU(id string, f *wire.IMUFrame) {
 	d := p.lookup(id)
-	if d.pending != nil && f.T0 < d.pending.IMUEnd {
+	if d.pending != nil && processed(f.T0, f.End(), d.pending.IMUEnd) {
 		p.skip()
 		return
 	}
@@ -138,6 +138,12 @@ func (p *Pipeline) IMU(id string, f *wire.IMUFrame) {
 	d.imuEnd = f.End()
 	d.last = max(d.last, d.imuEnd)
 }
+
+// processed reports whether a frame [t0, end) was processed by the run that
+// saved its stream's end: its middle lies before that end. Judging by the
+// middle rather than t0 tolerates device clock jitter, which lets a new
+// frame start a little before its predecessor's nominal end.
+func processed(t0, end, savedEnd int64) bool { return t0+(end-t0)/2 < savedEnd }
 
 func (p *Pipeline) skip() {
 	if p.out.m != nil {

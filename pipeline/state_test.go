@@ -225,3 +225,23 @@ func TestLoadStateConsumesOpenCramps(t *testing.T) {
 		t.Errorf("LoadState of a missing dir: %v", err)
 	}
 }
+
+func TestProcessed(t *testing.T) {
+	const saved = 1_000_000
+	tests := []struct {
+		name    string
+		t0, end int64
+		want    bool
+	}{
+		{"last frame before the restart, again", 900_000, saved, true},
+		{"an older frame", 500_000, 600_000, true},
+		{"the next frame", saved, 1_100_000, false},
+		{"the next frame, clock 1 ms early", 999_000, 1_099_000, false},
+		{"the next frame, clock 1 ms late", 1_001_000, 1_101_000, false},
+	}
+	for _, tt := range tests {
+		if got := processed(tt.t0, tt.end, saved); got != tt.want {
+			t.Errorf("%s: processed = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
