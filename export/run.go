@@ -294,6 +294,10 @@ func manifestMeta(m *Manifest) map[string]string {
 // written to w is incomplete and the caller must make that visible (the
 // handler aborts the response).
 func Stream(ctx context.Context, src Source, w io.Writer, table string, format Format, opt Options) (*Manifest, error) {
+	if table != TableEnvelope {
+		// Windows cost a query per event: only fetch them for their table.
+		opt.Window = nil
+	}
 	if err := opt.check(src); err != nil {
 		return nil, err
 	}
@@ -322,10 +326,6 @@ func Stream(ctx context.Context, src Source, w io.Writer, table string, format F
 		return nil, err
 	}
 	x := newExporter(&opt, src, []sink{ts})
-	if table != TableEnvelope {
-		// Windows cost a query per event: only fetch them for their table.
-		x.opt.Window = nil
-	}
 	if err := x.run(ctx); err != nil {
 		return nil, err
 	}
