@@ -133,6 +133,10 @@ func simulate(t *testing.T) (*simNight, error) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := store.DefaultConfig()
 	cfg.URL, cfg.Token, cfg.Org, cfg.Bucket, cfg.Logger = db.URL, db.Token, db.Org, db.Bucket, log
+	// The night runs far faster than real time: the queue must hold all of
+	// its envelope, or points the test expects are dropped (by design) when
+	// InfluxDB falls behind.
+	cfg.QueueSize = 4 << 20
 	reg := prometheus.NewRegistry()
 	sink, err := store.New(cfg, reg)
 	if err != nil {
@@ -224,6 +228,22 @@ func simulate(t *testing.T) (*simNight, error) {
 	}
 	if err := pipe.Close(ctx); err != nil {
 		return nil, fmt.Errorf("close pipeline (flush to InfluxDB): %w", err)
+	}
+	// The test compares the export with what the pipeline produced: every
+	// point must have reached the database.
+	mfs, err := reg.Gather()
+	if err != nil {
+		return nil, err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "crampwatch_sink_dropped_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if v := m.GetCounter().GetValue(); v > 0 {
+				return nil, fmt.Errorf("the store dropped %v points (%v): the database does not hold the whole night", v, m.GetLabel())
+			}
+		}
 	}
 	qcfg := cfg
 	if sn.influx, err = store.New(qcfg, nil); err != nil {
