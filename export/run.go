@@ -254,6 +254,15 @@ func Run(ctx context.Context, src Source, dir string, formats []Format, opt Opti
 	if err = ctx.Err(); err != nil {
 		return nil, err
 	}
+	for _, f := range files {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("export: %w", cerr)
+		}
+	}
+	files = nil
+	if err != nil {
+		return nil, err
+	}
 	if err = os.Rename(tmp, dir); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}

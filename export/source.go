@@ -24,9 +24,6 @@ type Source interface {
 	Name() string
 	// nights yields the device-nights of q in order of night, then device.
 	nights(ctx context.Context, q *query) iter.Seq2[*deviceNight, error]
-	// hasLoop says whether the source knows the wearer's loop (alerts,
-	// acks, diary) and recording times.
-	hasLoop() bool
 	// hasEnvelope says whether envelope and channels work.
 	hasEnvelope() bool
 	// envelope yields a device's envelope points in [from, to), by channel
@@ -67,9 +64,9 @@ func compareEvents(a, b *detect.Event) int {
 		cmp.Compare(a.Channel.Muscle, b.Channel.Muscle), cmp.Compare(a.Channel.Side, b.Channel.Side))
 }
 
-// influxSource reads InfluxDB through store's streaming queries, one night
-// at a time: the server sorts a night's events by device and onset, and
-// this process holds only the night's alert records and one row.
+// influxSource reads InfluxDB through store's streaming queries, one
+// device-night at a time: the server sorts that device's night by onset,
+// and this process holds only the night's alert records and one row.
 type influxSource struct {
 	db *store.Influx
 }
@@ -79,7 +76,6 @@ type influxSource struct {
 func NewInfluxSource(db *store.Influx) Source { return &influxSource{db: db} }
 
 func (s *influxSource) Name() string      { return "influxdb" }
-func (s *influxSource) hasLoop() bool     { return true }
 func (s *influxSource) hasEnvelope() bool { return true }
 
 // loopSlack widens the time range of the loop records around a night: an
@@ -316,7 +312,6 @@ const journalBatch = 200_000
 func NewJournalSource(path string) Source { return &journalSource{path: path, batch: journalBatch} }
 
 func (s *journalSource) Name() string      { return "journal" }
-func (s *journalSource) hasLoop() bool     { return false }
 func (s *journalSource) hasEnvelope() bool { return false }
 
 func (s *journalSource) envelope(context.Context, string, time.Time, time.Time) iter.Seq2[detect.Envelope, error] {

@@ -26,7 +26,6 @@ type synthSource struct {
 }
 
 func (s *synthSource) Name() string      { return "synthetic" }
-func (s *synthSource) hasLoop() bool     { return true }
 func (s *synthSource) hasEnvelope() bool { return false }
 
 func (s *synthSource) envelope(context.Context, string, time.Time, time.Time) iter.Seq2[detect.Envelope, error] {
