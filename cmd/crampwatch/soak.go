@@ -116,6 +116,7 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "crampwatch soak: %d devices, %s of wall time at %gx, %s frames, broker %s\n",
 		opt.devices, opt.duration, opt.speed, opt.encoding, cfg.mqtt.URL)
 
+	loadBefore := loadAverage()
 	began := time.Now()
 	run.Start = began.UTC().Truncate(time.Millisecond)
 	simCtx, stopSim := context.WithTimeout(ctx, opt.duration)
@@ -188,11 +189,14 @@ wait:
 	fmt.Fprintf(w, "queue drops          %.0f, rate limited %.0f, queue waits %.0f\n", s.queueDropped, s.rateLimited, s.queueWaits)
 	fmt.Fprintf(w, "events               %s\n", s.eventLine())
 	fmt.Fprintf(w, "sink drops           %s; alert deliveries dropped %s\n", countsLine(s.sinkDropped), countsLine(s.alertDropped))
-	fmt.Fprintf(w, "ingest lag           p50 %s  p90 %s  p99 %s  p99.9 %s  (%.0f frames)\n",
-		fmtSeconds(s.lagQ(0.5)), fmtSeconds(s.lagQ(0.9)), fmtSeconds(s.lagQ(0.99)), fmtSeconds(s.lagQ(0.999)), s.lagCount)
+	fmt.Fprintf(w, "ingest lag           p50 %s  p90 %s  p99 %s  p99.9 %s  (%.0f frames; %.2f%% over 1 s, %.2f%% over 5 s)\n",
+		fmtSeconds(s.lagQ(0.5)), fmtSeconds(s.lagQ(0.9)), fmtSeconds(s.lagQ(0.99)), fmtSeconds(s.lagQ(0.999)), s.lagCount,
+		100*s.lagOver(1), 100*s.lagOver(5))
+	fmt.Fprintf(w, "simulator lateness   max %.2f s behind its schedule when publishing (part of the lag above)\n", stats.MaxLagS)
 	fmt.Fprintf(w, "memory               peak RSS %s, final RSS %s, Go heap in use %s (simulator and service in one process)\n",
 		fmtKiB(procStatusKiB("VmHWM")), fmtKiB(procStatusKiB("VmRSS")), fmtKiB(int64(ms.HeapInuse/1024)))
-	fmt.Fprintf(w, "cpu                  %s (%.2f cores on average)\n", cpu.Round(time.Second), cpu.Seconds()/wall.Seconds())
+	fmt.Fprintf(w, "cpu                  %s (%.2f cores on average; %d CPUs, load average %s at the start, %s at the end)\n",
+		cpu.Round(time.Second), cpu.Seconds()/wall.Seconds(), runtime.NumCPU(), loadBefore, loadAverage())
 	return stopErr
 }
 
@@ -299,6 +303,33 @@ func countsLine(m map[string]float64) string {
 // observations.
 func (s soakFigures) lagQ(q float64) float64 {
 	return histogramQuantile(q, s.lagBuckets, s.lagCount)
+}
+
+// lagOver is the fraction of frames whose lag exceeded the bucket bound le.
+func (s soakFigures) lagOver(le float64) float64 {
+	if s.lagCount == 0 {
+		return math.NaN()
+	}
+	for _, b := range s.lagBuckets {
+		if b.GetUpperBound() == le {
+			return 1 - float64(b.GetCumulativeCount())/s.lagCount
+		}
+	}
+	return math.NaN()
+}
+
+// loadAverage returns the 1-minute load average from /proc/loadavg, or
+// "n/a": on a shared machine it says how much the figures were disturbed.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "n/a"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "n/a"
+	}
+	return f[0]
 }
 
 func histogramQuantile(q float64, buckets []*dto.Bucket, count float64) float64 {
