@@ -57,8 +57,9 @@ type burst struct {
 	mfSum       float64
 	mfN         int
 	confirmedAt int64
-	still       bool // leg known still at confirmation
-	multi       bool // another channel started within BilateralS
+	still       bool  // leg known still at confirmation
+	with        uint8 // bit per index in Detector.chans: channels whose bursts started within BilateralS
+	xtalk       bool  // latest verdict: crosstalk of a stronger contraction on the same leg
 	motion      [maxSites]motionAcc
 }
 
@@ -73,15 +74,18 @@ type episode struct {
 // channel is one EMG channel: its chain and its detection state.
 type channel struct {
 	id    wire.Channel
+	idx   int // index in Detector.chans
 	chain chain
-	seen  bool // got samples in the current block
+	seen  bool       // got samples in the current block
+	cur   blockStats // the block being processed
 
 	base  baseline
 	level float64 // baseline used for thresholds (floored), uV
 
-	hist  []float64 // envelope of recent blocks, for continuity checks
+	hist  []float64 // envelope of recent blocks, for continuity and crosstalk checks
 	hpos  int
 	hfill int
+	histT int64 // end of the newest block in hist, Unix µs
 
 	b         burst
 	art       episode
@@ -96,7 +100,8 @@ func newChannel(id wire.Channel, cfg *Config, prior float64) *channel {
 	return ch
 }
 
-func (ch *channel) pushHist(v float64) {
+func (ch *channel) pushHist(v float64, t int64) {
+	ch.histT = t
 	ch.hist[ch.hpos] = v
 	ch.hpos = (ch.hpos + 1) % len(ch.hist)
 	ch.hfill = min(ch.hfill+1, len(ch.hist))
@@ -117,8 +122,20 @@ func (ch *channel) frac(k int, level float64) float64 {
 	return float64(c) / float64(k)
 }
 
+// excess is the sum over the last k blocks of the envelope above the
+// channel's baseline.
+func (ch *channel) excess(k int) float64 {
+	var sum float64
+	for i := 1; i <= k; i++ {
+		sum += math.Max(ch.hist[(ch.hpos-i+len(ch.hist))%len(ch.hist)]-ch.level, 0)
+	}
+	return sum
+}
+
 // block runs a channel's block-rate work: artifact checks, spectrum,
-// state machine, baseline, envelope output.
+// state machine, baseline, envelope output. The block's envelope is
+// already in ch.hist (endBlock pushes every channel's first, so
+// cross-channel checks compare the same blocks).
 func (d *Detector) block(ch *channel, s blockStats, t int64) {
 	cfg := &d.cfg
 	dt := float64(s.n) / d.rate
@@ -149,7 +166,6 @@ func (d *Detector) block(ch *channel, s blockStats, t int64) {
 	}
 	d.artifactStep(ch, cause, start, t)
 
-	ch.pushHist(s.rms)
 	b := &ch.b
 	if b.phase != idle && ch.chain.rfill == len(ch.chain.ring) && t >= ch.nextSpec {
 		d.spectral(ch, t)
@@ -259,10 +275,61 @@ func (d *Detector) startBurst(ch *channel, rms float64, t int64, dt float64) {
 	bil := secs(d.cfg.BilateralS)
 	for _, o := range d.chans {
 		if o != ch && o.b.phase != idle && ch.b.onset-o.b.onset <= bil {
-			ch.b.multi = true
-			o.b.multi = true
+			ch.b.with |= 1 << o.idx
+			o.b.with |= 1 << ch.idx
 		}
 	}
+}
+
+// startedWith tells whether another muscle started contracting within
+// BilateralS of ch's burst. Crosstalk of ch's own contraction on another
+// channel of the leg starts with it too, but is not a second muscle.
+func (d *Detector) startedWith(ch *channel) bool {
+	bil := secs(d.cfg.BilateralS)
+	for _, o := range d.chans {
+		if ch.b.with&(1<<o.idx) == 0 {
+			continue
+		}
+		if o.id.Side == ch.id.Side && o.b.xtalk && absI64(o.b.onset-ch.b.onset) <= bil {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+// crosstalk tells whether ch's burst is another muscle's contraction picked
+// up by ch's electrodes: a channel of the same leg is in a burst that
+// started no later (within BilateralS) and, over ch's burst so far (at most
+// the weak tier's window), ch's envelope above baseline is at most
+// CrosstalkRatio of that channel's. A cramp is one muscle, and crosstalk
+// rises and falls with its source, so a second muscle counts only when it
+// is strong compared with the first; one that started earlier on its own
+// is never crosstalk of a later contraction.
+func (d *Detector) crosstalk(ch *channel, t int64) bool {
+	cfg := &d.cfg
+	k := min(ch.b.n, ch.hfill, d.holdBlocks(cfg.WeakConfirmS))
+	if k <= 0 || ch.histT != t {
+		return false
+	}
+	self := ch.excess(k)
+	bil := secs(cfg.BilateralS)
+	for _, o := range d.chans {
+		if o == ch || o.id.Side != ch.id.Side || o.b.phase == idle || o.histT != t ||
+			o.hfill < k || o.b.onset > ch.b.onset+bil {
+			continue
+		}
+		if dom := o.excess(k); dom > 0 && self <= cfg.CrosstalkRatio*dom {
+			return true
+		}
+	}
+	return false
+}
+
+// holdBlocks is the number of blocks in 0.75 x s seconds: the window over
+// which a tier's level must hold.
+func (d *Detector) holdBlocks(s float64) int {
+	return int(math.Round(0.75 * s * d.cfg.EnvelopeRate))
 }
 
 // legMotion folds the IMU blocks up to t into the burst's motion and says
@@ -314,6 +381,12 @@ func (d *Detector) legMotion(ch *channel, t int64) (moved, known, quiet, wait bo
 func (d *Detector) evaluate(ch *channel, t int64) {
 	cfg := &d.cfg
 	b := &ch.b
+	// Crosstalk is decided first: it follows its source's movement too, and
+	// the source's own burst reports that.
+	b.xtalk = d.crosstalk(ch, t)
+	if b.xtalk {
+		return
+	}
 	moved, known, quiet, wait := d.legMotion(ch, t)
 	if moved {
 		b.phase = moving
@@ -325,7 +398,7 @@ func (d *Detector) evaluate(ch *channel, t int64) {
 	B := ch.level
 	dur := float64(t-b.onset) / 1e6
 	span := float64(b.lastAbove-b.onset) / 1e6
-	hold := func(s float64) int { return int(math.Round(0.75 * s * cfg.EnvelopeRate)) }
+	hold := d.holdBlocks
 	var ok bool
 	switch {
 	case span > cfg.LMMaxS && dur >= cfg.WeakConfirmS && b.belowS == 0:
@@ -335,14 +408,14 @@ func (d *Detector) evaluate(ch *channel, t int64) {
 	case !known:
 		// No IMU on this leg: only a strong contraction, and not before
 		// ModerateConfirmS, since a PLM can only be told by its amplitude.
-		ok = dur >= cfg.ModerateConfirmS && !b.multi &&
+		ok = dur >= cfg.ModerateConfirmS && !d.startedWith(ch) &&
 			ch.frac(hold(cfg.ModerateConfirmS), math.Max(cfg.StrongRatio*B, cfg.StrongMinUV)) >= cfg.Continuity
 	case !quiet:
 		// Some leg motion below a movement: a leg movement (PLM) moves the
 		// leg, a cramp holds it. Only outlasting any LM rules a PLM out.
 	case dur >= cfg.ModerateConfirmS:
 		ok = ch.frac(hold(cfg.ModerateConfirmS), math.Max(cfg.ModerateRatio*B, cfg.CrampMinUV)) >= cfg.Continuity
-	case dur >= cfg.StrongConfirmS && !b.multi:
+	case dur >= cfg.StrongConfirmS && !d.startedWith(ch):
 		ok = ch.frac(hold(cfg.StrongConfirmS), math.Max(cfg.StrongRatio*B, cfg.StrongMinUV)) >= cfg.Continuity
 	}
 	if !ok {
@@ -363,6 +436,11 @@ func (d *Detector) finishBurst(ch *channel, t int64) {
 	case moving:
 		d.legMoveAdd(ch, t)
 	case candidate:
+		if b.xtalk {
+			// Another muscle's contraction seen through this channel: that
+			// channel reports it.
+			break
+		}
 		if moved, _, _, _ := d.legMotion(ch, t); moved {
 			d.legMoveAdd(ch, t)
 			break

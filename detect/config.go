@@ -94,6 +94,16 @@ type Config struct {
 	StrongConfirmS                  float64
 	Continuity                      float64
 
+	// CrosstalkRatio: a burst whose envelope above its baseline stays at
+	// most this fraction of the envelope of another muscle of the same leg,
+	// in a contraction that started no later (BilateralS), is that muscle's
+	// contraction picked up by this channel (crosstalk), not a second cramp:
+	// it is never confirmed, nor reported as a leg movement or a movement.
+	// The ratio is of sums over the burst's last 0.75 x WeakConfirmS.
+	// Default 0.3: a cramp of a second muscle of the same leg must reach
+	// 30 % of the first's amplitude to be alerted on its own.
+	CrosstalkRatio float64
+
 	// Leg motion that makes a burst a movement: shank activity (high-passed
 	// acceleration RMS, g), angular rate RMS (deg/s), or an orientation change
 	// (deg) between StillBeforeS before the onset and now. Defaults 0.1 g,
@@ -180,6 +190,7 @@ func DefaultConfig() Config {
 		StrongMinUV:      40,
 		StrongConfirmS:   2,
 		Continuity:       0.8,
+		CrosstalkRatio:   0.3,
 
 		MoveActivityG:  0.1,
 		MoveGyroDPS:    40,
@@ -300,6 +311,9 @@ func (c Config) Validate() error {
 	}
 	if !(c.Continuity > 0 && c.Continuity <= 1) {
 		errs = append(errs, fmt.Errorf("detect: Continuity must be in (0, 1], got %v", c.Continuity))
+	}
+	if !(c.CrosstalkRatio > 0 && c.CrosstalkRatio < 1) {
+		errs = append(errs, fmt.Errorf("detect: CrosstalkRatio must be in (0, 1), got %v", c.CrosstalkRatio))
 	}
 	pos("MoveActivityG", c.MoveActivityG)
 	pos("MoveGyroDPS", c.MoveGyroDPS)

@@ -139,6 +139,7 @@ func (d *Detector) channel(id wire.Channel) *channel {
 		prior = r.LevelUV
 	}
 	ch := newChannel(id, &d.cfg, prior)
+	ch.idx = len(d.chans)
 	if ok {
 		// A restored baseline is trusted: it was learnt on this wearer.
 		ch.base.learnt = r.LearntS
@@ -156,12 +157,20 @@ func (d *Detector) channel(id wire.Channel) *channel {
 // endBlock runs the block-rate work once every channel has a block ending
 // at t, then the cross-channel steps.
 func (d *Detector) endBlock(t int64) {
+	// Every channel's envelope first, so checks across channels (crosstalk)
+	// compare the same blocks whatever the channel order.
+	for _, ch := range d.chans {
+		if ch.seen {
+			ch.cur = ch.chain.endBlock()
+			ch.pushHist(ch.cur.rms, t)
+		}
+	}
 	for _, ch := range d.chans {
 		if !ch.seen {
 			continue
 		}
 		ch.seen = false
-		d.block(ch, ch.chain.endBlock(), t)
+		d.block(ch, ch.cur, t)
 	}
 	d.flushLegs(t, false)
 	d.plm.tick(d, t)
