@@ -155,6 +155,26 @@ func TestRouterBacklogIsNotRateLimited(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A backlog with the usual faults: a frame lost every 97 (the frames
+	// after it are held until it is given up) and one repeated every 89.
+	lossy, lost := 0, 0
+	for i := range uint32(n) {
+		if i%97 == 50 {
+			lost++
+			continue
+		}
+		p := binEMG(t, i+1, old+int64(i)*frameUS)
+		reps := 1
+		if i%89 == 30 {
+			reps = 2
+		}
+		for range reps {
+			if err := r.Handle(topic("lossy", wire.StreamEMG), p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lossy++
+	}
 	replay := binEMG(t, 7, old)
 	for range n {
 		if err := r.Handle(topic("loop", wire.StreamEMG), replay); err != nil {
@@ -164,6 +184,9 @@ func TestRouterBacklogIsNotRateLimited(t *testing.T) {
 	r.Close()
 	if h.emg["late"] != n || len(h.gaps["late"]) != 0 {
 		t.Errorf("backlog: %d of %d frames delivered, gaps %v", h.emg["late"], n, h.gaps["late"])
+	}
+	if h.emg["lossy"] != lossy || len(h.gaps["lossy"]) != lost {
+		t.Errorf("lossy backlog: %d of %d frames delivered, %d gaps for %d lost frames", h.emg["lossy"], lossy, len(h.gaps["lossy"]), lost)
 	}
 	if got := value(t, m.queueDropped); got != 0 {
 		t.Errorf("queue_dropped_total = %v, want 0", got)

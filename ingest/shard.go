@@ -107,7 +107,7 @@ func (s *shard) process(m message) {
 		}
 		f := s.emg
 		s.observeLag(d, now, f.T0+wire.SpanMicros(f.Len()-1, f.Rate))
-		before := d.framesIn
+		before := d.drops()
 		d.emg.offer(&s.emg, f.Seq, f.T0, f.End(), &d.emgOut)
 		d.noteCatchUp(before, &s.r.cfg)
 	case wire.StreamIMU:
@@ -120,7 +120,7 @@ func (s *shard) process(m message) {
 		}
 		f := s.imu
 		s.observeLag(d, now, f.T0+wire.SpanMicros(f.Len()-1, f.Rate))
-		before := d.framesIn
+		before := d.drops()
 		d.imu.offer(&s.imu, f.Seq, f.T0, f.End(), &d.imuOut)
 		d.noteCatchUp(before, &s.r.cfg)
 	case wire.StreamStatus:
@@ -300,13 +300,20 @@ func (d *device) allow(now time.Time, cfg *Config) bool {
 	return true
 }
 
+// drops counts the device's frames that were offered and not taken:
+// duplicates, late frames and rejections.
+func (d *device) drops() uint64 { return d.framesDup + d.framesLate + d.rejected }
+
 // noteCatchUp decides, after a frame was offered to its sequencer, whether
-// the device is catching up on a backlog: the frame was delivered in order
-// (framesIn moved past before) and its samples are more than CatchUpLag
-// old. Repeated or held-back old frames do not qualify, so replaying old
-// data in a loop stays rate limited.
+// the device is catching up on a backlog: the frame's samples are more than
+// CatchUpLag old and the sequencer took it (delivered it, or held it for a
+// missing predecessor; drops has not moved past before). Duplicates, late
+// frames and frames whose time goes backwards do not qualify, so replaying
+// old data in a loop stays rate limited. Holding must qualify: a backlog
+// with a lost frame holds several frames, and charging them would let the
+// bucket run dry in a long backlog with the usual 0.1 % loss.
 func (d *device) noteCatchUp(before uint64, cfg *Config) {
-	d.catchingUp = d.framesIn > before && d.lag > cfg.CatchUpLag.Seconds()
+	d.catchingUp = d.drops() == before && d.lag > cfg.CatchUpLag.Seconds()
 }
 
 // release delivers the frames held for reordering.
