@@ -43,6 +43,7 @@ import (
 	firmwaresim "github.com/crampwatch/crampwatch/firmware-sim"
 	"github.com/crampwatch/crampwatch/ingest"
 	"github.com/crampwatch/crampwatch/internal/testenv"
+	"github.com/crampwatch/crampwatch/wire"
 )
 
 // benchOptions are the bench command's own flags; serve flags go after "--".
@@ -277,6 +278,7 @@ func runBenchmark(ctx context.Context, opt benchOptions, serveArgs []string, log
 	// The service, in this process, exactly as serve builds it. Bench
 	// defaults come first so that serve flags after -- override them.
 	var svc *service
+	prefix := wire.DefaultPrefix // the service's --topic-prefix, which the simulator must use too
 	reg := prometheus.NewRegistry()
 	lag := newLagSink()
 	if !opt.noService {
@@ -291,6 +293,7 @@ func runBenchmark(ctx context.Context, opt benchOptions, serveArgs []string, log
 		if _, _, err := parseServeFlags("bench", append(args, serveArgs...), &cfg, stderr, nil); err != nil {
 			return nil, err
 		}
+		prefix = cfg.prefix
 		// A benchmark must not leave a persistent session queueing frames
 		// on a broker it was given.
 		cfg.mqtt.CleanSession = true
@@ -308,7 +311,7 @@ func runBenchmark(ctx context.Context, opt benchOptions, serveArgs []string, log
 		}()
 	}
 
-	sim, err := startBenchSim(ctx, opt, tmp, run, log, stderr)
+	sim, err := startBenchSim(ctx, opt, prefix, tmp, run, log, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -553,7 +556,7 @@ type benchSim struct {
 }
 
 // startBenchSim writes the benchmark scenario and starts "crampwatch sim".
-func startBenchSim(ctx context.Context, opt benchOptions, dir, run string, log *slog.Logger, stderr io.Writer) (*benchSim, error) {
+func startBenchSim(ctx context.Context, opt benchOptions, prefix, dir, run string, log *slog.Logger, stderr io.Writer) (*benchSim, error) {
 	// The typical night without simulated transport faults or sensor gaps:
 	// any frame lost in the benchmark is lost by the system under test.
 	scen := filepath.Join(dir, "bench-scenario.yaml")
@@ -565,7 +568,7 @@ func startBenchSim(ctx context.Context, opt benchOptions, dir, run string, log *
 	// The night lasts the warm-up and the window plus a margin, so the
 	// simulator is still publishing at full rate when the window closes.
 	hours := (opt.warmup + opt.duration + 15*time.Second).Hours()
-	args := []string{"sim", "--mqtt-url", opt.mqttURL, "--mqtt-client-id", "crampwatch-bench-sim-" + run,
+	args := []string{"sim", "--mqtt-url", opt.mqttURL, "--mqtt-client-id", "crampwatch-bench-sim-" + run, "--topic-prefix", prefix,
 		"--devices", strconv.Itoa(opt.devices), "--hours", strconv.FormatFloat(hours, 'f', -1, 64),
 		"--scenario", scen, "--truth", "", "--log-level", "info"}
 	mk := opt.simCommand

@@ -138,7 +138,9 @@ func TestBench(t *testing.T) {
 		simCommand: func(ctx context.Context, args []string) *exec.Cmd { return exec.CommandContext(ctx, bin, args...) }}
 	var stderr bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&stderr, nil))
-	rep, err := runBenchmark(ctx, opt, []string{"--influx-flush-interval", "200ms"}, log, &stderr)
+	// A topic prefix of its own: the simulator's retained status messages
+	// must not reach other tests sharing the broker.
+	rep, err := runBenchmark(ctx, opt, []string{"--influx-flush-interval", "200ms", "--topic-prefix", "bench-test/v1"}, log, &stderr)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, stderr.String())
 	}

@@ -40,7 +40,7 @@ func TestMultiInstancePartitions(t *testing.T) {
 	// Transport faults off: every frame the simulator publishes must arrive.
 	sc.Transport.LossProb, sc.Transport.DupProb, sc.Artifacts.GapsPerNight = 0, 0, 0
 	run := firmwaresim.RunConfig{
-		Prefix: wire.DefaultPrefix, Devices: 16, DevicePrefix: "part-",
+		Prefix: multiPrefix, Devices: 16, DevicePrefix: "part-",
 		Seed: 7, Speed: 5, Scenario: sc,
 	}
 	var ids []string
@@ -151,6 +151,10 @@ func TestMultiInstancePartitions(t *testing.T) {
 		len(parts[0].devices), len(parts[1].devices), len(parts[2].devices), pub.total(), led.duplicates())
 }
 
+// multiPrefix is the test's own topic prefix: the simulator's retained
+// status messages must not reach other tests sharing the broker.
+const multiPrefix = "multi-test/v1"
+
 // waitFor polls cond until it holds, failing the test when ctx ends first.
 func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -182,10 +186,10 @@ func startPartInstance(ctx context.Context, t *testing.T, url, clientID string, 
 	// restart's backlog arrives), except for the per-device rate limit:
 	// the simulator runs five times faster than real devices.
 	icfg := defaultServeConfig().ingest
-	icfg.Prefix, icfg.DeviceRate = wire.DefaultPrefix, -1
+	icfg.Prefix, icfg.DeviceRate = multiPrefix, -1
 	in.router = ingest.NewRouter(icfg, rec, nil, log)
 	route := func(topic string, payload []byte) { in.router.Handle(topic, payload) }
-	subs := p.subscriptions(wire.DefaultPrefix, "",
+	subs := p.subscriptions(multiPrefix, "",
 		streamHandler{wire.StreamEMG, route}, streamHandler{wire.StreamIMU, route}, streamHandler{wire.StreamStatus, route})
 	var err error
 	// A persistent session (clean session off, stable client id) keeps the
