@@ -34,7 +34,9 @@ func BenchmarkSimPublish(b *testing.B) {
 			defer pub.Close(time.Second)
 			sc := firmwaresim.DefaultScenario().WithHours(30.0 / 3600)
 			sc.Encoding = enc
-			run := firmwaresim.RunConfig{Devices: 200, Speed: 0, Seed: 1, Scenario: sc,
+			// A prefix of its own keeps the retained status messages away
+			// from tests sharing the broker.
+			run := firmwaresim.RunConfig{Prefix: "sim-bench/v1", Devices: 200, Speed: 0, Seed: 1, Scenario: sc,
 				Start: time.Date(2026, 11, 27, 23, 0, 0, 0, time.UTC)}
 			var frames uint64
 			cpu0 := benchCPU()
