@@ -297,9 +297,9 @@ func runBenchmark(ctx context.Context, opt benchOptions, serveArgs []string, log
 		// A benchmark must not leave a persistent session queueing frames
 		// on a broker it was given.
 		cfg.mqtt.CleanSession = true
-		slog := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		svcLog := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		reg = newRegistry()
-		if svc, err = startService(ctx, cfg, slog, reg, lag); err != nil {
+		if svc, err = startService(ctx, cfg, svcLog, reg, lag); err != nil {
 			return nil, err
 		}
 		defer func() {
