@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what is missing (Mosquitto
 # from Debian, influxd v1.8.10 and staticcheck through the Go module proxy,
-# Debian's docker-compose to validate docker-compose.yml), checks formatting,
+# Debian's docker-compose to validate docker-compose.yml and python3-mne to open
+# the EDF+ exports), checks formatting,
 # vet and staticcheck, then runs every test. Integration tests start the real
 # Mosquitto and InfluxDB themselves on free loopback ports in temporary
 # directories (internal/testenv) and stop them afterwards; they never skip.
@@ -17,6 +18,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v mosquitto >/dev/null || missing+=(mosquitto mosquitto-clients)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+# Debian's MNE validates the EDF+ exports (it lives under /usr/bin/python3, not a pyenv python).
+/usr/bin/python3 -c 'import mne' 2>/dev/null || missing+=(python3-mne)
 if [ ${#missing[@]} -gt 0 ]; then
 	log "installing ${missing[*]} from Debian"
 	as_root apt-get update -qq
