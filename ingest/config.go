@@ -50,7 +50,9 @@ type Config struct {
 	// to 40); negative disables the limit. Messages passed to Feed and
 	// frames of a device that is catching up (see CatchUpLag) are exempt.
 	DeviceRate float64
-	// DeviceBurst is the token bucket's size, default 2 s of DeviceRate.
+	// DeviceBurst is the token bucket's size, default 10 s of DeviceRate: a
+	// live device that flushes its buffer after a network hiccup of a few
+	// seconds (frames less than CatchUpLag old, so not exempt) must fit.
 	DeviceBurst int
 	// CatchUpLag exempts a device from DeviceRate while its newest frame,
 	// delivered in order, was more than this far behind the wall clock,
@@ -75,6 +77,7 @@ const (
 	DefaultReorderHold    = time.Second
 	DefaultIdleTimeout    = 2 * time.Hour
 	DefaultDeviceRate     = 100
+	DefaultDeviceBurstS   = 10 // seconds of DeviceRate
 	DefaultCatchUpLag     = 10 * time.Second
 )
 
@@ -120,7 +123,7 @@ func (cfg Config) withDefaults() Config {
 		cfg.DeviceRate = 0
 	}
 	if cfg.DeviceBurst <= 0 {
-		cfg.DeviceBurst = max(1, int(2*cfg.DeviceRate))
+		cfg.DeviceBurst = max(1, int(DefaultDeviceBurstS*cfg.DeviceRate))
 	}
 	if cfg.CatchUpLag <= 0 {
 		cfg.CatchUpLag = DefaultCatchUpLag

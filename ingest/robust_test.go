@@ -131,7 +131,7 @@ func TestRouterFloodingDeviceIsRateLimited(t *testing.T) {
 	limited := rejected(t, m, ReasonRateLimited)
 	accepted := h.emg["flood"]
 	// The flooder gets its burst plus the rate for the time it flooded.
-	maxAccepted := 2*DefaultDeviceRate + DefaultDeviceRate*elapsed + 10
+	maxAccepted := DefaultDeviceBurstS*DefaultDeviceRate + DefaultDeviceRate*elapsed + 10
 	if float64(accepted) > maxAccepted || accepted < DefaultDeviceRate {
 		t.Errorf("flooder: %d frames accepted in %.1f s, want between %d and %.0f", accepted, elapsed, DefaultDeviceRate, maxAccepted)
 	}
@@ -193,7 +193,7 @@ func TestRouterBacklogIsNotRateLimited(t *testing.T) {
 	}
 	// The looping device's first frame is delivered, the rest are
 	// duplicates; all but the burst and a little refill are rate limited.
-	if got := rejected(t, m, ReasonRateLimited); got < n-3*DefaultDeviceRate {
+	if got := rejected(t, m, ReasonRateLimited); got < n-(DefaultDeviceBurstS+2)*DefaultDeviceRate {
 		t.Errorf("rate_limited = %v, want most of the %d repeated frames", got, n)
 	}
 }

@@ -160,8 +160,8 @@ func (p *Pipeline) LoadState(dir string) (int, error) {
 	return n, nil
 }
 
-// SaveState writes every device's state to dir (created with mode 0700: it
-// describes health data). Call it once ingest has drained and before Close;
+// SaveState writes the state of every device that sent EMG or IMU frames to
+// dir (created with mode 0700: it describes health data). Call it once ingest has drained and before Close;
 // with EndStreams first, no cramp is left open. States loaded but not
 // resumed in this run are written back unchanged.
 func (p *Pipeline) SaveState(dir string) (int, error) {
@@ -179,6 +179,9 @@ func (p *Pipeline) SaveState(dir string) (int, error) {
 		if d.pending != nil {
 			states = append(states, d.pending)
 			continue
+		}
+		if d.emgEnd == 0 && d.imuEnd == 0 {
+			continue // only status frames (a retained one, say): nothing learnt
 		}
 		snap, err := d.det.Snapshot()
 		if err != nil {

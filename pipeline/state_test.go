@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/crampwatch/crampwatch/detect"
+	"github.com/crampwatch/crampwatch/wire"
 )
 
 // envRecorder is a recorder that also keeps the envelope points.
@@ -243,5 +244,20 @@ func TestProcessed(t *testing.T) {
 		if got := processed(tt.t0, tt.end, saved); got != tt.want {
 			t.Errorf("%s: processed = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestSaveStateSkipsStatusOnlyDevices: a device that only sent a status
+// frame (a retained one, say) has learnt nothing and gets no state file.
+func TestSaveStateSkipsStatusOnlyDevices(t *testing.T) {
+	p, _, _ := newTestPipeline(t)
+	p.Status("quiet", &wire.StatusFrame{T: night, BatteryPct: 50})
+	feed(p, "busy", rand.New(rand.NewPCG(1, 1)), night, 1, 3)
+	dir := t.TempDir()
+	if n, err := p.SaveState(dir); err != nil || n != 1 {
+		t.Fatalf("SaveState: %d, %v; want 1 file", n, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "busy.json")); err != nil {
+		t.Error(err)
 	}
 }

@@ -95,7 +95,7 @@ func TestFloodThroughBroker(t *testing.T) {
 		return wire.AppendEMGJSON(nil, f)
 	}
 
-	const seconds = 3
+	const seconds = 4
 	start := time.Now()
 	t0 := start.UnixMicro()
 	var wg sync.WaitGroup
@@ -140,8 +140,10 @@ func TestFloodThroughBroker(t *testing.T) {
 		t.Errorf("well-behaved device: %d envelope points for %d frames, %d gaps; want one per frame, no gap", n, sent, gaps)
 	}
 	limited := counterSum(t, reg, "crampwatch_ingest_rejected_total", "reason", "rate_limited")
-	if limited < float64(flooded)/2 {
-		t.Errorf("%v of the flooder's %d frames rate limited, want most", limited, flooded)
+	// The flooder may have its burst and the rate for the time it flooded.
+	allowed := float64(ingest.DefaultDeviceBurstS*ingest.DefaultDeviceRate) + ingest.DefaultDeviceRate*time.Since(start).Seconds()
+	if limited < float64(flooded)-allowed-50 {
+		t.Errorf("%v of the flooder's %d frames rate limited, want all but %.0f", limited, flooded, allowed)
 	}
 	if dropped := counterSum(t, reg, "crampwatch_ingest_queue_dropped_total", "", ""); dropped != 0 {
 		t.Errorf("%v messages dropped on full queues", dropped)
