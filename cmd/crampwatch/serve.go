@@ -18,6 +18,7 @@ import (
 	"github.com/crampwatch/crampwatch/config"
 	"github.com/crampwatch/crampwatch/detect"
 	"github.com/crampwatch/crampwatch/eventpub"
+	"github.com/crampwatch/crampwatch/export"
 	"github.com/crampwatch/crampwatch/httpapi"
 	"github.com/crampwatch/crampwatch/ingest"
 	"github.com/crampwatch/crampwatch/journal"
@@ -47,6 +48,9 @@ type serveConfig struct {
 	httpTokenFile string
 	httpTLSCert   string
 	httpTLSKey    string
+
+	partition        partitioning
+	pseudonymKeyFile string
 
 	ingest          ingest.Config
 	alerts          alerts.Config
@@ -125,6 +129,8 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.Float64Var(&c.ingest.DeviceRate, "device-rate", c.ingest.DeviceRate, "most live messages per second per device (bursts of 10 s); more are dropped as rate_limited; negative: no limit")
 	fs.StringVar(&c.stateDir, "state-dir", c.stateDir, "directory keeping each device's detector state (baselines, open cramps) across restarts; empty: none")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", c.shutdownTimeout, "longest time to flush sinks on SIGTERM")
+	fs.StringVar(&c.pseudonymKeyFile, "pseudonym-key-file", c.pseudonymKeyFile, "key of the subject pseudonyms (HMAC-SHA256) for the export endpoints; env CRAMPWATCH_PSEUDONYM_KEY; neither: no export endpoints")
+	c.partition.register(fs)
 	c.alerts.RegisterFlags(fs)
 }
 
@@ -148,6 +154,9 @@ func (c *serveConfig) load() error {
 	}
 	if !validPrefix(c.prefix) {
 		return fmt.Errorf("--topic-prefix %q: not a valid topic prefix", c.prefix)
+	}
+	if err := c.partition.load(c.shareGroup); err != nil {
+		return err
 	}
 	c.ingest.Prefix = c.prefix
 	c.alerts.Prefix = c.prefix
@@ -285,6 +294,9 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger, reg *p
 	closers = append(closers, func() { engine.Close(context.Background()) })
 	sinks = append(sinks, engine)
 	sinks = append(sinks, extra...)
+	if err := mountExport(api, cfg, influx, log); err != nil {
+		return nil, err
+	}
 
 	svc.pipe = pipeline.New(detect.DefaultConfig(), pipeline.NewMetrics(reg), log, sinks...)
 	if cfg.stateDir != "" {
@@ -298,13 +310,6 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger, reg *p
 	svc.router = ingest.NewRouter(cfg.ingest, svc.pipe, ingest.NewMetrics(reg), log.With("component", "ingest"))
 	closers = append(closers, svc.router.Close)
 
-	filter := func(s wire.Stream) string {
-		f := cfg.prefix + "/+/" + s.String()
-		if cfg.shareGroup != "" {
-			f = mqttclient.SharedFilter(cfg.shareGroup, f)
-		}
-		return f
-	}
 	route := func(topic string, payload []byte) { svc.router.Handle(topic, payload) }
 	wearer := func(handle func(string, []byte) error) func(string, []byte) {
 		return func(topic string, payload []byte) {
@@ -318,14 +323,15 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger, reg *p
 		}
 	}
 	// Handlers are registered before connecting: a persistent session
-	// delivers what was queued the moment the connection is up.
-	subs := []mqttclient.Subscription{
-		{Filter: filter(wire.StreamEMG), QoS: 1, Handler: route},
-		{Filter: filter(wire.StreamIMU), QoS: 1, Handler: route},
-		{Filter: filter(wire.StreamStatus), QoS: 1, Handler: route},
-		{Filter: filter(wire.StreamAck), QoS: 1, Handler: wearer(engine.HandleAck)},
-		{Filter: filter(wire.StreamDiary), QoS: 1, Handler: wearer(engine.HandleDiary)},
-	}
+	// delivers what was queued the moment the connection is up. With
+	// --partitions the filters name this instance's devices only.
+	subs := cfg.partition.subscriptions(cfg.prefix, cfg.shareGroup,
+		streamHandler{wire.StreamEMG, route},
+		streamHandler{wire.StreamIMU, route},
+		streamHandler{wire.StreamStatus, route},
+		streamHandler{wire.StreamAck, wearer(engine.HandleAck)},
+		streamHandler{wire.StreamDiary, wearer(engine.HandleDiary)},
+	)
 	subCfg := cfg.mqtt
 	subCfg.Metrics = mqttMetrics
 	if svc.sub, err = mqttclient.Connect(ctx, subCfg, log.With("mqtt", "sub"), subs...); err != nil {
@@ -393,4 +399,47 @@ func validPrefix(p string) bool {
 		}
 	}
 	return true
+}
+
+// mountExport serves the research export at /api/v1/export/{table} behind
+// the bearer token, reading from InfluxDB or else the journal. Without a
+// pseudonym key there is no export endpoint: subjects are never exported
+// under their device ids by accident.
+func mountExport(api *httpapi.Server, cfg serveConfig, influx *store.Influx, log *slog.Logger) error {
+	key, err := export.LoadKey(cfg.pseudonymKeyFile, nil)
+	if err != nil || len(key) == 0 {
+		if cfg.pseudonymKeyFile != "" || os.Getenv("CRAMPWATCH_PSEUDONYM_KEY") != "" {
+			return fmt.Errorf("export: %w", err)
+		}
+		log.Info("export endpoints off: no pseudonym key (--pseudonym-key-file or CRAMPWATCH_PSEUDONYM_KEY)")
+		return nil
+	}
+	pseud, err := export.NewPseudonymizer(key)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	var src export.Source
+	switch {
+	case influx != nil:
+		src = export.NewInfluxSource(influx)
+	case cfg.journalPath != "":
+		src = export.NewJournalSource(cfg.journalPath)
+	default:
+		return errors.New("export: neither InfluxDB nor a journal to export from")
+	}
+	loc, err := time.LoadLocation(cfg.alerts.TimeZone)
+	if err != nil {
+		return fmt.Errorf("export: --alert-time-zone: %w", err)
+	}
+	h, err := export.NewHandler(export.HandlerConfig{
+		Source: src, Pseudonyms: pseud,
+		Nights:  export.Nights{StartHour: cfg.alerts.NightStartHour, Location: loc},
+		Version: version(), Logger: log.With("component", "export"),
+	})
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	api.HandleAuth("GET /api/v1/export/{table}", h)
+	log.Info("export endpoints on", "path", "/api/v1/export/{table}")
+	return nil
 }
