@@ -83,10 +83,11 @@ func simulatedNight(t *testing.T) simNight {
 	sc.Cramps.DurationS = firmwaresim.Range{10, 240}
 	sc.PLM.WearerFraction = 1
 	sc.PLM.SeriesPerNight = 2
+	sc.Artifacts.LeadOffPerNight = 2 // the artifact panels need one
 	start := time.Date(2025, 1, 14, 23, 0, 0, 0, time.UTC)
 
 	// Pick the first seed whose night has what every panel needs: at least
-	// two cramps and a PLM series. Truth is known up front, so this is cheap
+	// two cramps, a PLM series and an artifact. Truth is known up front, so this is cheap
 	// and deterministic.
 	var dev *firmwaresim.Device
 	for seed := int64(1); seed < 200 && dev == nil; seed++ {
@@ -98,7 +99,7 @@ func simulatedNight(t *testing.T) simNight {
 		for _, tr := range d.Truth() {
 			n[tr.Kind]++
 		}
-		if n["cramp"] >= 2 && n["plm"] >= 4 {
+		if n["cramp"] >= 2 && n["plm"] >= 4 && n["artifact"] >= 1 {
 			dev = d
 		}
 	}
