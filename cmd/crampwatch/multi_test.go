@@ -432,3 +432,110 @@ func (s *countSink) envelopes() int {
 	defer s.mu.Unlock()
 	return s.n
 }
+
+// TestServePartitions runs two complete services (startService, as "serve"
+// runs it, with --partitions, --partition and --devices-file) against one
+// real Mosquitto and checks that each device's detector output comes from
+// the instance owning its partition, and only from it.
+func TestServePartitions(t *testing.T) {
+	mqttURL := testenv.Mosquitto(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	const prefix = "serve-part/v1"
+
+	sc := firmwaresim.DefaultScenario().WithHours(20.0 / 3600)
+	sc.Encoding = "binary"
+	run := firmwaresim.RunConfig{Prefix: prefix, Devices: 8, DevicePrefix: "sp-", Seed: 5, Speed: 5, Scenario: sc}
+	var ids []string
+	for i := range run.Devices {
+		ids = append(ids, run.DeviceID(i))
+	}
+	dir := t.TempDir()
+	registry := filepath.Join(dir, "devices.txt")
+	if err := os.WriteFile(registry, []byte(strings.Join(ids, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	session := time.Now().UnixNano()
+	specs := []string{"0-1", "2-3"}
+	sinks := make([]*deviceSink, len(specs))
+	svcs := make([]*service, len(specs))
+	owner := map[string]int{}
+	for i, spec := range specs {
+		cfg := defaultServeConfig()
+		cfg.mqtt.URL = mqttURL
+		cfg.mqtt.ClientID = fmt.Sprintf("serve-part-%d-%d", session, i)
+		cfg.httpAddr = "127.0.0.1:0"
+		cfg.journalPath = filepath.Join(dir, fmt.Sprintf("journal-%d.jsonl", i))
+		cfg.prefix = prefix
+		cfg.partition = partitioning{count: 4, spec: spec, devicesFile: registry}
+		cfg.ingest.DeviceRate = -1 // the simulator runs five times faster than devices
+		if err := cfg.load(); err != nil {
+			t.Fatal(err)
+		}
+		if len(cfg.partition.devices) == 0 {
+			t.Fatalf("instance %d (partitions %s) owns none of the devices: choose other ids", i, spec)
+		}
+		for _, d := range cfg.partition.devices {
+			owner[d] = i
+		}
+		sinks[i] = &deviceSink{seen: map[string]int{}}
+		svc, err := startService(ctx, cfg, log, newRegistry(), sinks[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		svcs[i] = svc
+	}
+
+	pub, err := mqttclient.Connect(ctx, mqttclient.Config{URL: mqttURL, ClientID: fmt.Sprintf("serve-part-%d-sim", session), CleanSession: true}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(time.Second)
+	if _, err := firmwaresim.Run(ctx, run, pub); err != nil {
+		t.Fatalf("simulator: %v", err)
+	}
+	waitFor(ctx, t, "every device's envelope points", func() bool {
+		for _, d := range ids {
+			if sinks[owner[d]].count(d) < 100 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, svc := range svcs {
+		if err := svc.stop(ctx, false); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}
+	for _, d := range ids {
+		for i, s := range sinks {
+			if n := s.count(d); i != owner[d] && n > 0 {
+				t.Errorf("device %s (owner %d) has %d envelope points from instance %d", d, owner[d], n, i)
+			}
+		}
+	}
+}
+
+// deviceSink counts envelope points per device.
+type deviceSink struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (s *deviceSink) Event(detect.Event) {}
+func (s *deviceSink) Envelope(e detect.Envelope) {
+	s.mu.Lock()
+	s.seen[e.Device]++
+	s.mu.Unlock()
+}
+func (s *deviceSink) Motion(detect.Motion)        {}
+func (s *deviceSink) Health(ingest.Health)        {}
+func (s *deviceSink) Close(context.Context) error { return nil }
+
+func (s *deviceSink) count(device string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seen[device]
+}
