@@ -47,6 +47,9 @@ func TestEndToEnd(t *testing.T) {
 	cfg.influx.Bucket = db.Bucket
 	cfg.httpAddr = "127.0.0.1:0"
 	cfg.journalPath = t.TempDir() + "/journal.jsonl"
+	// A prefix of its own: the simulator's retained status messages stay on
+	// the broker this test binary shares with other tests.
+	cfg.prefix = "e2e/v1"
 	if err := cfg.load(); err != nil {
 		t.Fatal(err)
 	}
@@ -75,11 +78,11 @@ func TestEndToEnd(t *testing.T) {
 	go func() { _, err := firmwaresim.Run(ctx, run, pub); simDone <- err }()
 	// Meanwhile, garbage on the same devices' topics, from the real CLI.
 	bad := []struct{ topic, payload string }{
-		{"crampwatch/v1/sim-0000/emg", `{"seq": 1, "t0": `},
-		{"crampwatch/v1/sim-0000/emg", `{"seq":5,"t0":1763946000123456,"rate":1000,"unit":"uV","ch":["calf_left","calf_right"],"data":[[1,2,3],[1,2]]}`},
-		{"crampwatch/v1/sim-0000/emg", `{"seq":5,"t0":1763946000123456,"rate":1000,"unit":"uV","ch":["elbow_left"],"data":[[1,2,3]]}`},
-		{"crampwatch/v1/sim-0001/emg", `{"seq":5,"t0":1763946000123456,"rate":99999,"unit":"uV","ch":["calf_left"],"data":[[1,2,3]]}`},
-		{"crampwatch/v1/bad%device/emg", `{}`},
+		{"e2e/v1/sim-0000/emg", `{"seq": 1, "t0": `},
+		{"e2e/v1/sim-0000/emg", `{"seq":5,"t0":1763946000123456,"rate":1000,"unit":"uV","ch":["calf_left","calf_right"],"data":[[1,2,3],[1,2]]}`},
+		{"e2e/v1/sim-0000/emg", `{"seq":5,"t0":1763946000123456,"rate":1000,"unit":"uV","ch":["elbow_left"],"data":[[1,2,3]]}`},
+		{"e2e/v1/sim-0001/emg", `{"seq":5,"t0":1763946000123456,"rate":99999,"unit":"uV","ch":["calf_left"],"data":[[1,2,3]]}`},
+		{"e2e/v1/bad%device/emg", `{}`},
 	}
 	host, port, _ := strings.Cut(strings.TrimPrefix(mqttURL, "tcp://"), ":")
 	for _, b := range bad {
