@@ -5,7 +5,6 @@
 package replay
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -31,7 +30,21 @@ type Options struct {
 	Unit wire.Unit
 	// FrameSamples is the number of samples per frame; default rate/10 (100 ms).
 	FrameSamples int
+	// BadRow, when set, is called with each row that cannot be read (a
+	// *RowError) and the row is skipped: the frame in progress ends there,
+	// so the rows after it keep their own times. When nil, Next returns
+	// the first bad row's error.
+	BadRow func(err error)
 }
+
+// RowError is a data row that cannot be read: wrong number of columns, a
+// sample that is not a finite number, or a time that is not a time.
+type RowError struct {
+	Line int    // 1-based line number in the file
+	Msg  string // what is wrong
+}
+
+func (e *RowError) Error() string { return fmt.Sprintf("replay: line %d: %s", e.Line, e.Msg) }
 
 // isTimeColumn reports whether a header names the time column: seconds,
 // Unix or relative, fractional allowed.
@@ -48,7 +61,10 @@ func isTimeColumn(name string) bool {
 // contract ("calf_left"). Rows whose time jumps by more than 1.5 sample
 // periods start a new frame, so gaps in a recording stay gaps.
 type CSVReader struct {
-	r        *bufio.Reader
+	src      io.Reader
+	buf      []byte // the reader's own buffer: rows are parsed in place
+	pos, end int    // unread bytes are buf[pos:end]
+	eof      bool
 	opt      Options
 	timeCol  int // -1 without a time column
 	channels []wire.Channel
@@ -61,6 +77,7 @@ type CSVReader struct {
 	n        int64 // rows read, for files without a time column
 	ahead    []row // rows read but not yet framed (at most 2)
 	fields   [][]byte
+	vals     []float64 // the current row's samples, reused
 	scale    float64
 }
 
@@ -71,7 +88,9 @@ type row struct {
 
 // NewCSVReader reads the header (and, to find the rate, the first rows).
 func NewCSVReader(r io.Reader, opt Options) (*CSVReader, error) {
-	c := &CSVReader{r: bufio.NewReaderSize(r, 1<<20), opt: opt, timeCol: -1, scale: 1}
+	// One byte more than bufSize, for the newline fill adds to a last line
+	// that lacks one.
+	c := &CSVReader{src: r, buf: make([]byte, bufSize+1), opt: opt, timeCol: -1, scale: 1}
 	switch opt.Unit {
 	case 0, wire.Microvolt:
 	case wire.Millivolt:
@@ -79,7 +98,7 @@ func NewCSVReader(r io.Reader, opt Options) (*CSVReader, error) {
 	default:
 		return nil, fmt.Errorf("replay: unit %v: want uV or mV", opt.Unit)
 	}
-	header, err := c.readLine()
+	header, err := c.nextLine()
 	if err != nil {
 		return nil, fmt.Errorf("replay: header: %w", err)
 	}
@@ -159,26 +178,43 @@ func (c *CSVReader) Next(f *wire.EMGFrame) error {
 		f.Data[i] = f.Data[i][:0]
 	}
 	period := 1e6 / c.rate
-	var r row
+	r := row{vals: c.vals}
+rows:
 	for n := 0; n < c.opt.FrameSamples; n++ {
 		if len(c.ahead) > 0 {
 			r = c.ahead[0]
 			c.ahead = c.ahead[1:]
 		} else {
 			var err error
-			if r, err = c.readRow(r.vals); err != nil {
-				if errors.Is(err, io.EOF) && n > 0 {
-					break
+			if r, err = c.readRow(c.vals); err != nil {
+				var bad *RowError
+				switch {
+				case errors.Is(err, io.EOF) && n > 0:
+					break rows
+				case errors.As(err, &bad) && c.opt.BadRow != nil:
+					c.opt.BadRow(err)
+					if n > 0 {
+						break rows
+					}
+					n-- // nothing in this frame yet: read on
+					continue
 				}
 				return err
 			}
 		}
-		if n == 0 {
+		switch {
+		case n == 0 && c.timeCol < 0:
+			// Without a time column only a frame's first row needs its
+			// time, from its row number.
+			f.T0 = c.start + int64(math.Round(float64(c.n-1)*1e6/c.rate))
+		case n == 0:
 			f.T0 = r.t
-		} else if want := f.T0 + int64(float64(n)*period); math.Abs(float64(r.t-want)) > 1.5*period {
+		case c.timeCol < 0:
+			// Times come from the rate alone, so there are no jumps.
+		case math.Abs(float64(r.t-f.T0-int64(float64(n)*period))) > 1.5*period:
 			// A jump in time: this row starts the next frame.
 			c.ahead = append(c.ahead, row{t: r.t, vals: append([]float64(nil), r.vals...)})
-			break
+			break rows
 		}
 		for i := range f.Data {
 			f.Data[i] = append(f.Data[i], r.vals[i])
@@ -190,60 +226,223 @@ func (c *CSVReader) Next(f *wire.EMGFrame) error {
 
 // readRow parses one data row into vals (reused).
 func (c *CSVReader) readRow(vals []float64) (row, error) {
-	line, err := c.readLine()
-	for err == nil && len(bytes.TrimSpace(line)) == 0 {
-		line, err = c.readLine()
+	if cap(vals) < len(c.channels) {
+		vals = make([]float64, len(c.channels))
 	}
-	if err != nil {
+	vals = vals[:len(c.channels)]
+	c.vals = vals
+	r := row{vals: vals}
+	if t, ok := c.scanRow(vals); ok {
+		r.t = t
+	} else if err := c.readRowSlow(&r); err != nil {
+		if _, ok := err.(*RowError); ok {
+			c.n++ // the row held a sample: without a time column, later rows keep their times
+		}
 		return row{}, err
 	}
-	c.fields = splitFields(line, c.fields)
-	if len(c.fields) != c.ncols {
-		return row{}, fmt.Errorf("replay: line %d: %d columns, header has %d", c.line, len(c.fields), c.ncols)
-	}
-	vals = vals[:0]
-	for _, col := range c.chanCol {
-		v, err := parseFloat(c.fields[col])
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return row{}, fmt.Errorf("replay: line %d column %d: not a finite number: %q", c.line, col+1, c.fields[col])
-		}
-		vals = append(vals, v*c.scale)
-	}
-	r := row{vals: vals}
-	if c.timeCol < 0 {
-		r.t = c.start + int64(math.Round(float64(c.n)*1e6/c.rate))
-	} else {
-		us, err := parseMicros(c.fields[c.timeCol])
-		if err != nil {
-			return row{}, fmt.Errorf("replay: line %d: bad time %q", c.line, c.fields[c.timeCol])
-		}
-		r.t = us
-		if us < 1e15 { // below 1e9 s: relative seconds
+	c.n++
+	if c.timeCol >= 0 {
+		if r.t < 1e15 { // below 1e9 s: relative seconds
 			r.t += c.start
 		}
 	}
-	c.n++
 	return r, nil
 }
 
-// readLine returns the next line without its line ending; the slice is
-// valid until the next call.
-func (c *CSVReader) readLine() ([]byte, error) {
-	line, err := c.r.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) {
-		return nil, fmt.Errorf("replay: line %d longer than 1 MiB", c.line+1)
+// scanRow parses the row at the read position in a single pass over its
+// bytes, the path nearly every row of a recording takes: plain decimals
+// separated by commas, ending in a newline. It reports false, consuming
+// nothing, for anything else (blank lines, spaces, exponents, errors, a row
+// cut by the end of the buffer); readRowSlow then handles the row.
+func (c *CSVReader) scanRow(vals []float64) (t int64, ok bool) {
+	b := c.buf[c.pos:c.end]
+	i, ch := 0, 0
+	for col := range c.ncols {
+		if col == c.timeCol {
+			if t, i, ok = scanMicros(b, i); !ok {
+				return 0, false
+			}
+		} else {
+			var v float64
+			if v, i, ok = scanFloat(b, i); !ok {
+				return 0, false
+			}
+			vals[ch] = v * c.scale
+			ch++
+		}
+		if i >= len(b) {
+			return 0, false
+		}
+		if col < c.ncols-1 {
+			if b[i] != ',' {
+				return 0, false
+			}
+			i++
+			continue
+		}
+		if b[i] == '\r' {
+			if i++; i >= len(b) {
+				return 0, false
+			}
+		}
+		if b[i] != '\n' {
+			return 0, false
+		}
+		i++
 	}
-	if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
-		return nil, err
-	}
+	c.pos += i
 	c.line++
-	if n := len(line); n > 0 && line[n-1] == '\n' {
-		line = line[:n-1]
+	return t, true
+}
+
+// readRowSlow parses one row field by field, skipping blank lines and
+// accepting surrounding spaces and every number form strconv knows. It
+// also gives the errors.
+func (c *CSVReader) readRowSlow(r *row) error {
+	line, err := c.nextLine()
+	for err == nil && len(bytes.TrimSpace(line)) == 0 {
+		line, err = c.nextLine()
 	}
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
+	if err != nil {
+		return err
 	}
-	return line, nil
+	c.fields = splitFields(line, c.fields)
+	if len(c.fields) != c.ncols {
+		return &RowError{Line: c.line, Msg: fmt.Sprintf("%d columns, header has %d", len(c.fields), c.ncols)}
+	}
+	for i, col := range c.chanCol {
+		v, err := parseFloat(c.fields[col])
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return &RowError{Line: c.line, Msg: fmt.Sprintf("column %d: not a finite number: %q", col+1, c.fields[col])}
+		}
+		r.vals[i] = v * c.scale
+	}
+	if c.timeCol >= 0 {
+		us, err := parseMicros(c.fields[c.timeCol])
+		if err != nil {
+			return &RowError{Line: c.line, Msg: fmt.Sprintf("bad time %q", c.fields[c.timeCol])}
+		}
+		r.t = us
+	}
+	return nil
+}
+
+// bufSize is the size of the read buffer and so the longest line accepted.
+const bufSize = 1 << 20
+
+// nextLine returns the next line without its line ending; the slice is
+// valid until the next call.
+func (c *CSVReader) nextLine() ([]byte, error) {
+	for {
+		if i := bytes.IndexByte(c.buf[c.pos:c.end], '\n'); i >= 0 {
+			line := c.buf[c.pos : c.pos+i]
+			c.pos += i + 1
+			c.line++
+			if n := len(line); n > 0 && line[n-1] == '\r' {
+				line = line[:n-1]
+			}
+			return line, nil
+		}
+		if err := c.fill(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// fill moves the unread bytes to the front of the buffer and reads more.
+// At the end of the input it ends an unterminated last line with a
+// newline, so every line the parsers see has one.
+func (c *CSVReader) fill() error {
+	if c.eof {
+		return io.EOF
+	}
+	c.end = copy(c.buf, c.buf[c.pos:c.end])
+	c.pos = 0
+	if c.end >= bufSize {
+		return fmt.Errorf("replay: line %d longer than %d bytes", c.line+1, bufSize)
+	}
+	for range 100 { // as bufio: a reader that keeps returning nothing is broken
+		n, err := c.src.Read(c.buf[c.end:bufSize])
+		c.end += n
+		if errors.Is(err, io.EOF) {
+			c.eof = true
+			if c.end > 0 && c.buf[c.end-1] != '\n' {
+				c.buf[c.end] = '\n'
+				c.end++
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("replay: read: %w", err)
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("replay: read: %w", io.ErrNoProgress)
+}
+
+// scanFloat parses a plain decimal ("-12.375", at most 15 digits) starting
+// at b[i], stopping at the first byte that cannot continue it. The result
+// equals parseFloat's fast path; ok is false for any other form.
+func scanFloat(b []byte, i int) (v float64, next int, ok bool) {
+	neg := false
+	if i < len(b) && (b[i] == '-' || b[i] == '+') {
+		neg = b[i] == '-'
+		i++
+	}
+	var mant uint64
+	digits, frac := 0, 0
+	for ; i < len(b) && b[i]-'0' < 10; i++ {
+		mant = mant*10 + uint64(b[i]-'0')
+		digits++
+	}
+	if i < len(b) && b[i] == '.' {
+		for i++; i < len(b) && b[i]-'0' < 10; i++ {
+			mant = mant*10 + uint64(b[i]-'0')
+			digits++
+			frac++
+		}
+	}
+	if digits == 0 || digits > 15 {
+		return 0, i, false
+	}
+	v = float64(mant) / pow10[frac]
+	if neg {
+		v = -v
+	}
+	return v, i, true
+}
+
+// scanMicros parses plain non-negative seconds starting at b[i] into
+// microseconds, as parseMicros does; ok is false for any other form.
+func scanMicros(b []byte, i int) (us int64, next int, ok bool) {
+	start, digits := i, 0
+	for ; i < len(b) && b[i]-'0' < 10; i++ {
+		us = us*10 + int64(b[i]-'0')
+		digits++
+	}
+	if i-start > 12 {
+		return 0, i, false
+	}
+	us *= 1e6
+	if i < len(b) && b[i] == '.' {
+		scale := int64(1e5)
+		for k := 0; ; k++ {
+			if i++; i >= len(b) || b[i]-'0' >= 10 {
+				break
+			}
+			digits++
+			switch d := int64(b[i] - '0'); {
+			case k < 6:
+				us += d * scale
+				scale /= 10
+			case k == 6 && d >= 5:
+				us++ // round half up at the seventh decimal
+			}
+		}
+	}
+	return us, i, digits > 0
 }
 
 // splitFields splits a line at commas into dst (reused).
@@ -302,11 +501,14 @@ func parseMicrosSlow(b []byte) (int64, error) {
 	return int64(math.Round(s * 1e6)), nil
 }
 
-// trim removes surrounding spaces and tabs; most fields have none, so it
+// asciiSpace is the white space allowed around a field.
+const asciiSpace = " \t\r\n\v\f"
+
+// trim removes surrounding ASCII white space; most fields have none, so it
 // checks the two ends before doing any work.
 func trim(b []byte) []byte {
 	if len(b) > 0 && (b[0] <= ' ' || b[len(b)-1] <= ' ') {
-		return bytes.TrimSpace(b)
+		return bytes.Trim(b, asciiSpace)
 	}
 	return b
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/crampwatch/crampwatch/wire"
@@ -159,7 +160,7 @@ func BenchmarkCSVReader(b *testing.B) {
 
 func TestParseFloatMatchesStrconv(t *testing.T) {
 	for _, s := range []string{"0", "-0", "1", "-1.5", "12.375", "+3.25", "0.1", "123456789012345", "1234567890.12345", "1e3", "-2.5E-3", ".5", "5.", " 7.25 ", "1234567890123456789", "0.000000000000001"} {
-		want, werr := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		want, werr := strconv.ParseFloat(strings.Trim(s, asciiSpace), 64)
 		got, err := parseFloat([]byte(s))
 		if (err != nil) != (werr != nil) || got != want {
 			t.Errorf("parseFloat(%q) = %v, %v; strconv says %v, %v", s, got, err, want, werr)
@@ -177,7 +178,7 @@ func FuzzParseFloat(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		want, werr := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		want, werr := strconv.ParseFloat(strings.Trim(s, asciiSpace), 64)
 		got, err := parseFloat([]byte(s))
 		if werr == nil && (err != nil || got != want) {
 			t.Fatalf("parseFloat(%q) = %v, %v; strconv %v", s, got, err, want)
@@ -186,7 +187,63 @@ func FuzzParseFloat(f *testing.F) {
 			// The fast path must not accept what strconv refuses.
 			t.Fatalf("parseFloat(%q) = %v, strconv refuses: %v", s, got, werr)
 		}
+		// The row scanner's in-place parser must agree wherever it accepts.
+		if v, n, ok := scanFloat([]byte(s), 0); ok && n == len(s) && (werr != nil || v != want) {
+			t.Fatalf("scanFloat(%q) = %v; strconv %v, %v", s, v, want, werr)
+		}
 	})
+}
+
+func FuzzScanMicros(f *testing.F) {
+	for _, s := range []string{"1795820400.039492", "0", ".5", "12.", "1.0000005", "1e3", "-1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		us, n, ok := scanMicros([]byte(s), 0)
+		if !ok || n != len(s) {
+			return
+		}
+		want, err := parseMicros([]byte(s))
+		if err != nil || us != want {
+			t.Fatalf("scanMicros(%q) = %d; parseMicros %d, %v", s, us, want, err)
+		}
+	})
+}
+
+// TestCSVReaderByteByByte reads a file one byte per Read, so every row is
+// cut by the end of the buffer at every place, and compares the frames
+// with those read in one piece.
+func TestCSVReaderByteByByte(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("time,calf_left,calf_right\r\n")
+	for i := range 2500 {
+		fmt.Fprintf(&b, "%.6f,%.2f,%g\r\n", 1795820400+float64(i)/1000, 100*math.Sin(float64(i)), -float64(i)/7)
+	}
+	b.WriteString("1795820402.500000,1,2") // no final newline
+	opt := Options{FrameSamples: 64}
+	read := func(r io.Reader) (string, int) {
+		c, err := NewCSVReader(r, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames, err := readAllErr(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, f := range frames {
+			n += f.Len()
+		}
+		return fmt.Sprint(frames), n
+	}
+	whole, n := read(strings.NewReader(b.String()))
+	bytewise, _ := read(iotest.OneByteReader(strings.NewReader(b.String())))
+	if whole != bytewise {
+		t.Error("frames differ when read one byte at a time")
+	}
+	if n != 2501 {
+		t.Errorf("%d samples, want 2501 (the last row has no newline)", n)
+	}
 }
 
 func FuzzCSVReader(f *testing.F) {
@@ -244,5 +301,63 @@ func TestParseMicros(t *testing.T) {
 		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
 			t.Errorf("parseMicros(%q) = %d, %v; want %d ok=%v", tc.in, got, err, tc.want, tc.ok)
 		}
+	}
+}
+
+func TestCSVReaderSkipsBadRows(t *testing.T) {
+	start := time.Date(2026, 11, 27, 23, 0, 0, 0, time.UTC).UnixMicro()
+	tests := []struct {
+		name    string
+		csv     string
+		opt     Options
+		frames  []int
+		t0      []int64
+		badLine []int
+	}{
+		{
+			name: "rate: a bad row keeps its sample slot", csv: "calf_left\n1\n2\nabc\n4\n5\n",
+			opt: Options{Rate: 1000, FrameSamples: 10}, frames: []int{2, 2}, t0: []int64{0, 3000}, badLine: []int{4},
+		},
+		{
+			name: "rate: bad first row of a frame", csv: "calf_left\n1\n2\n1e400\n4\n",
+			opt: Options{Rate: 1000, FrameSamples: 2}, frames: []int{2, 1}, t0: []int64{0, 3000}, badLine: []int{4},
+		},
+		{
+			name: "time: bad sample, bad time, ragged row",
+			csv:  "time,calf_left\n0,1\n0.001,2\n0.002,x\n0.003,4\n1:00,5\n0.004,6\n0.005,7,8\n0.006,9\n",
+			opt:  Options{FrameSamples: 10}, frames: []int{2, 1, 1, 1}, t0: []int64{start, start + 3000, start + 4000, start + 6000}, badLine: []int{4, 6, 8},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var bad []int
+			tc.opt.BadRow = func(err error) {
+				var re *RowError
+				if !errors.As(err, &re) {
+					t.Fatalf("BadRow got %T %v", err, err)
+				}
+				bad = append(bad, re.Line)
+			}
+			if tc.opt.Rate == 0 {
+				tc.opt.Start = time.UnixMicro(start)
+			}
+			r, err := NewCSVReader(strings.NewReader(tc.csv), tc.opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			frames, err := readAllErr(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int
+			var t0 []int64
+			for _, f := range frames {
+				got = append(got, f.Len())
+				t0 = append(t0, f.T0)
+			}
+			if fmt.Sprint(got, t0, bad) != fmt.Sprint(tc.frames, tc.t0, tc.badLine) {
+				t.Errorf("frames %v at %v, bad lines %v; want %v at %v, %v", got, t0, bad, tc.frames, tc.t0, tc.badLine)
+			}
+		})
 	}
 }

@@ -37,6 +37,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&unit, "unit", "uV", "unit of the samples: uV or mV")
 	fs.StringVar(&start, "start", "", "time of the first sample (RFC 3339) when times are relative or absent")
 	fs.StringVar(&device, "device", "replay", "device id reported in the events")
+	strict := fs.Bool("strict", false, "stop at the first bad row instead of skipping it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,10 +72,25 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer f.Close()
 		in = f
 	}
+	// Bad rows are skipped and reported, so one corrupt line does not
+	// throw away a night; --strict makes the first one fatal.
+	var badRows int
+	if !*strict {
+		opt.BadRow = func(err error) {
+			if badRows++; badRows <= maxBadRowsShown {
+				fmt.Fprintf(stderr, "%v (row skipped)\n", err)
+			}
+		}
+	}
 	r, err := replay.NewCSVReader(in, opt)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if badRows > 0 {
+			fmt.Fprintf(stderr, "crampwatch replay: skipped %d bad rows\n", badRows)
+		}
+	}()
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 	sink := &jsonLinesSink{enc: json.NewEncoder(out)}
@@ -89,37 +105,57 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return sink.err
 }
 
+// maxBadRowsShown is how many bad rows replay describes before it only
+// counts them.
+const maxBadRowsShown = 10
+
 // replayFrames reads frames on one goroutine and detects on this one, so
-// parsing and detection share the work of a long recording. Two frames
-// circulate between them: memory stays flat however long the file is.
+// parsing and detection share the work of a long recording. Frames travel
+// in batches, so the two goroutines meet a few times a second rather than
+// ten times per recorded second; three batches circulate between them, so
+// memory stays flat however long the file is.
 func replayFrames(ctx context.Context, r *replay.CSVReader, device string, h ingest.Handler) error {
-	full := make(chan *wire.EMGFrame, 1)
-	free := make(chan *wire.EMGFrame, 2)
-	free <- new(wire.EMGFrame)
-	free <- new(wire.EMGFrame)
+	const batchFrames, batches = 64, 3
+	full := make(chan []wire.EMGFrame, batches)
+	free := make(chan []wire.EMGFrame, batches)
+	for range batches {
+		free <- make([]wire.EMGFrame, batchFrames)
+	}
 	var readErr error
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer close(full)
-		for f := range free {
-			if err := r.Next(f); err != nil {
-				if !errors.Is(err, io.EOF) {
-					readErr = err
+		for b := range free {
+			n := 0
+			for ; n < len(b); n++ {
+				if err := r.Next(&b[n]); err != nil {
+					if !errors.Is(err, io.EOF) {
+						readErr = err
+					}
+					break
 				}
+			}
+			if n > 0 {
+				full <- b[:n]
+			}
+			if n < len(b) {
 				return
 			}
-			full <- f
 		}
 	}()
 	var prevEnd int64
 	var err error
-	for f := range full {
+	for b := range full {
 		if err == nil {
 			err = ctx.Err()
 		}
-		if err == nil {
+		for i := range b {
+			if err != nil {
+				break
+			}
+			f := &b[i]
 			// A jump in the recording's time is a gap, as lost frames are live.
 			if prevEnd != 0 && f.T0-prevEnd > wire.SpanMicros(2, f.Rate) {
 				h.Gap(device, wire.StreamEMG, 0, prevEnd, f.T0)
@@ -127,7 +163,7 @@ func replayFrames(ctx context.Context, r *replay.CSVReader, device string, h ing
 			h.EMG(device, f)
 			prevEnd = f.End()
 		}
-		free <- f
+		free <- b[:cap(b)]
 	}
 	close(free)
 	wg.Wait()
