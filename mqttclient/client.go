@@ -152,9 +152,10 @@ type Client struct {
 	log *slog.Logger
 	m   *Metrics
 
-	mu   sync.Mutex
-	subs map[string]byte // filter -> QoS, re-subscribed on every connection
-	up   atomic.Bool     // this client's share of the connected gauge
+	mu     sync.Mutex
+	subs   map[string]byte        // filter -> QoS, re-subscribed on every connection
+	routes atomic.Pointer[routes] // filter -> handler, read by dispatch without a lock
+	up     atomic.Bool            // this client's share of the connected gauge
 
 	// subscribed receives the outcome of onConnect's subscriptions, for
 	// Connect to wait on; later outcomes find it full and are only logged.
@@ -184,6 +185,7 @@ func Connect(ctx context.Context, cfg Config, log *slog.Logger, subs ...Subscrip
 	}
 	c := &Client{cfg: cfg, log: log.With("broker", safeURL, "client_id", cfg.ClientID), m: cfg.Metrics,
 		subs: map[string]byte{}, subscribed: make(chan error, 1)}
+	c.routes.Store(&routes{})
 
 	opts := paho.NewClientOptions().
 		AddBroker(cfg.URL).
@@ -204,7 +206,10 @@ func Connect(ctx context.Context, cfg Config, log *slog.Logger, subs ...Subscrip
 		SetOnConnectHandler(c.onConnect).
 		SetConnectionLostHandler(c.onConnectionLost).
 		SetReconnectingHandler(c.onReconnecting).
-		SetDefaultPublishHandler(c.onUnexpected)
+		// mqttclient routes messages itself (route.go) and opens the
+		// connection itself, buffered (conn.go).
+		SetDefaultPublishHandler(c.dispatch).
+		SetCustomOpenConnectionFn(openConnection)
 	if cfg.StoreDir != "" {
 		if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
 			return nil, fmt.Errorf("mqtt: store dir: %w", err)
@@ -291,13 +296,19 @@ func (c *Client) register(filter string, qos byte, h func(topic string, payload 
 	if filter == "" || qos > 2 || h == nil {
 		return fmt.Errorf("mqtt: subscribe %q qos %d: need a filter, QoS 0..2 and a handler", filter, qos)
 	}
-	c.cli.AddRoute(filter, func(_ paho.Client, msg paho.Message) {
-		h(msg.Topic(), msg.Payload())
-	})
 	c.mu.Lock()
 	c.subs[filter] = qos
+	c.routes.Store(c.routes.Load().with(filter, h))
 	c.mu.Unlock()
 	return nil
+}
+
+// dispatch receives every message from Paho's ordered delivery goroutine
+// and hands it to the handlers whose filters match its topic.
+func (c *Client) dispatch(_ paho.Client, msg paho.Message) {
+	if c.routes.Load().each(msg.Topic(), msg.Payload()) == 0 {
+		c.onUnexpected(msg)
+	}
 }
 
 // Subscribe registers a subscription whose handler runs on Paho's ordered
@@ -459,7 +470,7 @@ func (c *Client) onReconnecting(paho.Client, *paho.ClientOptions) {
 // are acknowledged (an unacknowledged QoS 1 message would occupy one of the
 // broker's in-flight slots for this session until the next reconnection)
 // and counted.
-func (c *Client) onUnexpected(_ paho.Client, msg paho.Message) {
+func (c *Client) onUnexpected(msg paho.Message) {
 	c.m.unexpected.Inc()
 	c.log.Debug("mqtt: message without a subscription", "topic", msg.Topic())
 }
