@@ -58,7 +58,7 @@ func BenchmarkSequencerInOrder(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		t0 := int64(i) * frameUS
-		s.offer(&f, uint32(i), t0, t0+frameUS, out)
+		s.offer(&f, uint32(i), 0, t0, t0+frameUS, out)
 	}
 }
 

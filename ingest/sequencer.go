@@ -1,14 +1,30 @@
 package ingest
 
-import "math"
+import (
+	"math"
+	"math/bits"
+)
 
 // The sequencer turns one device stream's frames, as they arrive (possibly
 // duplicated by QoS 1 redelivery, reordered, lost or restarted by a device
 // reboot), into an ordered stream without duplicates plus gap reports.
 //
-// It only looks at each frame's sequence number and sample times; the frames
-// themselves are opaque pointers that it holds while waiting for a missing
-// one. It is generic so EMG and IMU frames share one tested implementation.
+// It only looks at each frame's sequence number, lane and sample times; the
+// frames themselves are opaque pointers that it holds while waiting for a
+// missing one. It is generic so EMG and IMU frames share one tested
+// implementation.
+//
+// Lanes. One stream may carry several series of samples that share its
+// sequence numbers: the IMU stream carries one frame per site (shank_left,
+// shank_right, ...), and firmware that samples its IMUs together sends two
+// frames with the same t0 under consecutive sequence numbers. Sequence
+// numbers (order, duplicates, gaps, reboots) are per stream, as the wire
+// contract says, but "a new frame must bring new samples" only holds within
+// a series, so t0 is checked against the previous frame of the same lane.
+// EMG frames carry all channels and use lane 0 only.
+
+// maxLanes bounds the lanes of a stream: wire.Site has four values.
+const maxLanes = 4
 
 // seenBits is how far back (in sequence numbers) the sequencer remembers
 // which frames it delivered, to tell a duplicate from a frame that arrives
@@ -22,7 +38,7 @@ type drop uint8
 const (
 	dropDuplicate drop = iota + 1 // same sequence number as a frame already delivered or held
 	dropLate                      // arrived after its sequence number was given up as lost
-	dropBadTime                   // new sequence number but its t0 is not after the previous frame's
+	dropBadTime                   // new sequence number but its t0 is not after the previous frame of its lane
 )
 
 // seqSink receives what a sequencer decides. Calls happen synchronously
@@ -56,6 +72,7 @@ type seqConfig struct {
 // it is counted as lost without waiting for it.
 type held[F any] struct {
 	seq     uint32
+	lane    uint8
 	t0, end int64
 	f       *F
 }
@@ -66,25 +83,33 @@ type sequencer[F any] struct {
 
 	started bool
 	next    uint32 // sequence number expected next
-	lastT0  int64  // t0 of the last delivered frame
+	lastT0  int64  // t0 of the last delivered frame, whatever its lane
 	lastEnd int64  // end of the last delivered frame (from of the next gap)
 	newest  int64  // newest t0 delivered or held: a behind seq with a newer t0 is a reboot
 	lost    int    // sequence numbers given up on, reported with the next delivery
 	stuck   int    // consecutive late or bad-time frames, see cfg.resync
 	jumped  bool   // the stream restarted: report the discontinuity with the next delivery
 
+	// laneT0 is the t0 of the last delivered frame of each lane: a new
+	// frame must start after it. lanes records which lanes ever delivered
+	// (kept across restarts: a device's IMU sites do not change when it
+	// reboots), to size plausibleLoss.
+	laneT0 [maxLanes]int64
+	lanes  uint8
+
 	seen  [seenBits / 64]uint64 // delivered seqs in [next-seenBits, next)
 	held  []held[F]
 	spare []*F // frames to swap in when one is held; bounded by window+1
 }
 
-// offer takes the decoded frame in *fp. When the frame has to wait, the
-// sequencer keeps it and puts a spare frame into *fp, so the caller can keep
-// decoding into *fp without allocating.
-func (s *sequencer[F]) offer(fp **F, seq uint32, t0, end int64, out seqSink[F]) {
+// offer takes the decoded frame in *fp, of the given lane (0..maxLanes-1).
+// When the frame has to wait, the sequencer keeps it and puts a spare frame
+// into *fp, so the caller can keep decoding into *fp without allocating.
+func (s *sequencer[F]) offer(fp **F, seq uint32, lane uint8, t0, end int64, out seqSink[F]) {
+	lane %= maxLanes // callers pass a valid lane; this keeps a bug from indexing out of range
 	if !s.started {
 		s.restart(seq)
-		s.emit(*fp, seq, t0, end, out)
+		s.emit(*fp, seq, lane, t0, end, out)
 		return
 	}
 	d := int32(seq - s.next) // serial number arithmetic: correct across the uint32 wrap
@@ -92,7 +117,7 @@ func (s *sequencer[F]) offer(fp **F, seq uint32, t0, end int64, out seqSink[F]) 
 		if t0 > s.newest {
 			// An older sequence number with newer samples: the device
 			// rebooted and started counting again.
-			s.restartAt(fp, seq, t0, end, out)
+			s.restartAt(fp, seq, lane, t0, end, out)
 			return
 		}
 		back := s.next - seq
@@ -100,13 +125,14 @@ func (s *sequencer[F]) offer(fp **F, seq uint32, t0, end int64, out seqSink[F]) 
 			out.dropped(dropDuplicate)
 			return
 		}
-		s.undeliverable(fp, seq, t0, end, out, dropLate)
+		s.undeliverable(fp, seq, lane, t0, end, out, dropLate)
 		return
 	}
-	if t0 <= s.lastT0 {
-		// A new sequence number must bring new samples; keep its place as
-		// a tombstone so the hole is reported as soon as it is reached.
-		if s.undeliverable(fp, seq, t0, end, out, dropBadTime) {
+	if t0 <= s.laneT0[lane] {
+		// A new sequence number must bring new samples of its lane; keep
+		// its place as a tombstone so the hole is reported as soon as it
+		// is reached.
+		if s.undeliverable(fp, seq, lane, t0, end, out, dropBadTime) {
 			return
 		}
 		switch {
@@ -114,13 +140,13 @@ func (s *sequencer[F]) offer(fp **F, seq uint32, t0, end int64, out seqSink[F]) 
 			s.skip()
 			s.flush(out)
 		case s.heldIndex(seq) < 0:
-			s.hold(nil, seq, t0, end)
+			s.hold(nil, seq, lane, t0, end)
 			s.enforce(out)
 		}
 		return
 	}
 	if d == 0 {
-		s.emit(*fp, seq, t0, end, out)
+		s.emit(*fp, seq, lane, t0, end, out)
 		s.flush(out)
 		return
 	}
@@ -128,7 +154,7 @@ func (s *sequencer[F]) offer(fp **F, seq uint32, t0, end int64, out seqSink[F]) 
 		out.dropped(dropDuplicate)
 		return
 	}
-	s.hold(fp, seq, t0, end)
+	s.hold(fp, seq, lane, t0, end)
 	s.enforce(out)
 }
 
@@ -136,9 +162,9 @@ func (s *sequencer[F]) offer(fp **F, seq uint32, t0, end int64, out seqSink[F]) 
 // a row the sequencer believes the frame rather than its own state (the
 // device's clock or counter jumped back for good) and restarts the stream at
 // it; it then returns true.
-func (s *sequencer[F]) undeliverable(fp **F, seq uint32, t0, end int64, out seqSink[F], why drop) bool {
+func (s *sequencer[F]) undeliverable(fp **F, seq uint32, lane uint8, t0, end int64, out seqSink[F], why drop) bool {
 	if s.stuck+1 >= s.cfg.resync {
-		s.restartAt(fp, seq, t0, end, out)
+		s.restartAt(fp, seq, lane, t0, end, out)
 		return true
 	}
 	s.stuck++
@@ -148,11 +174,11 @@ func (s *sequencer[F]) undeliverable(fp **F, seq uint32, t0, end int64, out seqS
 
 // restartAt releases everything held (it belongs to the old stream),
 // restarts the stream at seq and delivers the frame.
-func (s *sequencer[F]) restartAt(fp **F, seq uint32, t0, end int64, out seqSink[F]) {
+func (s *sequencer[F]) restartAt(fp **F, seq uint32, lane uint8, t0, end int64, out seqSink[F]) {
 	s.releaseAll(out)
 	out.reset()
 	s.restart(seq)
-	s.emit(*fp, seq, t0, end, out)
+	s.emit(*fp, seq, lane, t0, end, out)
 }
 
 // restart forgets the sequence state but keeps lastEnd, so frames lost
@@ -162,6 +188,9 @@ func (s *sequencer[F]) restart(seq uint32) {
 	s.started = true
 	s.next = seq
 	s.lastT0 = minInt64
+	for i := range s.laneT0 {
+		s.laneT0[i] = minInt64
+	}
 	s.newest = minInt64
 	s.stuck = 0
 	s.seen = [seenBits / 64]uint64{}
@@ -169,13 +198,13 @@ func (s *sequencer[F]) restart(seq uint32) {
 
 const minInt64 = -1 << 63
 
-// emit delivers f if its time is after the last delivered frame's and
-// advances the stream past seq either way.
-func (s *sequencer[F]) emit(f *F, seq uint32, t0, end int64, out seqSink[F]) {
-	if f == nil || t0 <= s.lastT0 {
+// emit delivers f if its time is after the last delivered frame of its lane
+// and advances the stream past seq either way.
+func (s *sequencer[F]) emit(f *F, seq uint32, lane uint8, t0, end int64, out seqSink[F]) {
+	if f == nil || t0 <= s.laneT0[lane] {
 		if f != nil {
-			// A held frame whose t0 is not after its predecessor's: only
-			// detectable once the predecessor has been delivered.
+			// A held frame whose t0 is not after its lane predecessor's:
+			// only detectable once the predecessor has been delivered.
 			out.dropped(dropBadTime)
 		}
 		s.skip()
@@ -190,7 +219,10 @@ func (s *sequencer[F]) emit(f *F, seq uint32, t0, end int64, out seqSink[F]) {
 	}
 	if s.lost > 0 || s.jumped {
 		// After a restart the device's clock may have gone backwards: the
-		// gap then has no time span, only its lost count.
+		// gap then has no time span, only its lost count. The same holds
+		// when the frame lost belonged to another lane than this one,
+		// which may start before the previous frame ended (simultaneous
+		// IMU sites): the stream lost frames but no stretch of time.
 		from := min(s.lastEnd, t0)
 		if s.lost > 0 || from < t0 {
 			out.gap(s.lost, from, t0)
@@ -199,6 +231,8 @@ func (s *sequencer[F]) emit(f *F, seq uint32, t0, end int64, out seqSink[F]) {
 	}
 	out.deliver(f, t0, end)
 	s.lastT0, s.lastEnd = t0, end
+	s.laneT0[lane] = t0
+	s.lanes |= 1 << lane
 	s.newest = max(s.newest, t0)
 	s.stuck = 0
 	s.setSeen(seq, true)
@@ -213,8 +247,8 @@ func (s *sequencer[F]) skip() {
 }
 
 // hold keeps a frame (or a tombstone when fp is nil) until its turn.
-func (s *sequencer[F]) hold(fp **F, seq uint32, t0, end int64) {
-	h := held[F]{seq: seq, t0: t0, end: end}
+func (s *sequencer[F]) hold(fp **F, seq uint32, lane uint8, t0, end int64) {
+	h := held[F]{seq: seq, lane: lane, t0: t0, end: end}
 	if fp != nil {
 		h.f = *fp
 		if n := len(s.spare); n > 0 {
@@ -284,14 +318,16 @@ func (s *sequencer[F]) giveUp(out seqSink[F]) {
 
 // plausibleLoss is the most frames that can have been lost between the last
 // delivered frame and a frame starting at to, judged by the last frame's
-// duration, with a wide margin for devices whose frame length varies.
+// duration and the number of lanes that send frames side by side, with a
+// wide margin for devices whose frame length varies.
 func (s *sequencer[F]) plausibleLoss(to int64) uint64 {
 	dur := s.lastEnd - s.lastT0
 	if s.lastT0 == minInt64 || dur <= 0 {
 		return math.MaxUint64
 	}
 	span := max(to-s.lastEnd, 0)
-	return 4*uint64(span/dur) + 64
+	lanes := uint64(max(bits.OnesCount8(s.lanes), 1))
+	return 4*lanes*uint64(span/dur) + 64
 }
 
 // flush delivers held frames while the next one in order is among them.
@@ -306,7 +342,7 @@ func (s *sequencer[F]) flush(out seqSink[F]) {
 		s.held[i] = s.held[last]
 		s.held[last] = held[F]{}
 		s.held = s.held[:last]
-		s.emit(h.f, h.seq, h.t0, h.end, out)
+		s.emit(h.f, h.seq, h.lane, h.t0, h.end, out)
 		if h.f != nil {
 			s.spare = append(s.spare, h.f)
 		}

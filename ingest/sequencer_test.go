@@ -60,7 +60,7 @@ func run(t *testing.T, cfg seqConfig, frames []in) *recorder {
 	for _, f := range frames {
 		t0 := f.slot * frameUS
 		*buf = tframe{seq: f.seq, t0: t0}
-		s.offer(&buf, f.seq, t0, t0+frameUS, rec)
+		s.offer(&buf, f.seq, 0, t0, t0+frameUS, rec)
 		if len(s.held) > cfg.window+1 {
 			t.Fatalf("holding %d frames with window %d", len(s.held), cfg.window)
 		}
@@ -197,7 +197,7 @@ func TestSequencerRandomNetwork(t *testing.T) {
 		for _, f := range frames {
 			t0 := f.slot * frameUS
 			*buf = tframe{seq: f.seq, t0: t0}
-			s.offer(&buf, f.seq, t0, t0+frameUS, checker)
+			s.offer(&buf, f.seq, 0, t0, t0+frameUS, checker)
 		}
 		s.releaseAll(checker)
 		for i := 1; i < len(delivered); i++ {
@@ -256,7 +256,7 @@ func FuzzSequencer(f *testing.F) {
 			slot += int64(int8(data[i+1]))
 			t0 := slot * frameUS
 			*buf = tframe{seq: seq, t0: t0}
-			s.offer(&buf, seq, t0, t0+frameUS, fs)
+			s.offer(&buf, seq, 0, t0, t0+frameUS, fs)
 			offered++
 			if len(s.held) > cfg.window+1 || len(s.spare) > cfg.window+1 {
 				t.Fatalf("held %d spare %d", len(s.held), len(s.spare))

@@ -108,7 +108,7 @@ func (s *shard) process(m message) {
 		f := s.emg
 		s.observeLag(d, now, f.T0+wire.SpanMicros(f.Len()-1, f.Rate))
 		before := d.drops()
-		d.emg.offer(&s.emg, f.Seq, f.T0, f.End(), &d.emgOut)
+		d.emg.offer(&s.emg, f.Seq, 0, f.T0, f.End(), &d.emgOut)
 		d.noteCatchUp(before, &s.r.cfg)
 	case wire.StreamIMU:
 		if err := s.dec.DecodeIMU(payload, s.imu); err != nil {
@@ -121,7 +121,9 @@ func (s *shard) process(m message) {
 		f := s.imu
 		s.observeLag(d, now, f.T0+wire.SpanMicros(f.Len()-1, f.Rate))
 		before := d.drops()
-		d.imu.offer(&s.imu, f.Seq, f.T0, f.End(), &d.imuOut)
+		// Sites share the stream's sequence numbers but each is its own
+		// series of samples: two sites sampled together send equal t0s.
+		d.imu.offer(&s.imu, f.Seq, siteLane(f.Site), f.T0, f.End(), &d.imuOut)
 		d.noteCatchUp(before, &s.r.cfg)
 	case wire.StreamStatus:
 		if err := s.dec.DecodeStatus(payload, &s.status); err != nil {
@@ -314,6 +316,16 @@ func (d *device) drops() uint64 { return d.framesDup + d.framesLate + d.rejected
 // bucket run dry in a long backlog with the usual 0.1 % loss.
 func (d *device) noteCatchUp(before uint64, cfg *Config) {
 	d.catchingUp = d.drops() == before && d.lag > cfg.CatchUpLag.Seconds()
+}
+
+// siteLane maps an IMU site to its sequencer lane, 0..maxLanes-1. The
+// decoder only lets the four valid sites through; anything else would share
+// lane 0 rather than index out of range.
+func siteLane(s wire.Site) uint8 {
+	if (s.Segment != wire.Shank && s.Segment != wire.Thigh) || (s.Side != wire.Left && s.Side != wire.Right) {
+		return 0
+	}
+	return uint8(s.Segment-1)*2 + uint8(s.Side-1)
 }
 
 // release delivers the frames held for reordering.
