@@ -33,9 +33,19 @@ func emgFrame(seq uint32, slot int64) *wire.EMGFrame {
 	return f
 }
 
+// The IMU sites of the tests: two shanks sampled together share the imu
+// topic and its sequence numbers.
+var (
+	shankLeft  = wire.Site{Segment: wire.Shank, Side: wire.Left}
+	shankRight = wire.Site{Segment: wire.Shank, Side: wire.Right}
+)
+
 // imuFrame is a 100 ms, 50 Hz IMU frame on the left shank.
-func imuFrame(seq uint32, slot int64) *wire.IMUFrame {
-	f := &wire.IMUFrame{Seq: seq, T0: slotT0(slot), Rate: 50, Site: wire.Site{Segment: wire.Shank, Side: wire.Left}}
+func imuFrame(seq uint32, slot int64) *wire.IMUFrame { return imuSiteFrame(seq, slot, shankLeft) }
+
+// imuSiteFrame is a 100 ms, 50 Hz IMU frame from the given site.
+func imuSiteFrame(seq uint32, slot int64, site wire.Site) *wire.IMUFrame {
+	f := &wire.IMUFrame{Seq: seq, T0: slotT0(slot), Rate: 50, Site: site}
 	for i := 0; i < 5; i++ {
 		f.Acc = append(f.Acc, [3]float64{0, 0, 1})
 		f.Gyr = append(f.Gyr, [3]float64{0.1, 0, 0})
@@ -67,8 +77,8 @@ func imuBin(t testing.TB, seq uint32, slot int64) []byte {
 func topic(device string, s wire.Stream) string { return wire.Topic(wire.DefaultPrefix, device, s) }
 
 // recHandler records what a Router delivers, per device, as short tokens:
-// "emg5" (EMG frame seq 5), "imu5", "status", "gap:emg:2:[3-5]" (2 lost
-// between slots 3 and 5).
+// "emg5" (EMG frame seq 5), "imu5" (left shank), "imu6/shank_right",
+// "status", "gap:emg:2:[3-5]" (2 lost between slots 3 and 5).
 type recHandler struct {
 	mu     sync.Mutex
 	log    map[string][]string
@@ -102,7 +112,13 @@ func (h *recHandler) EMG(device string, f *wire.EMGFrame) {
 	h.add(device, fmt.Sprintf("emg%d", f.Seq))
 }
 
+// IMU records "imu5" for a left-shank frame and "imu5/shank_right" for
+// other sites.
 func (h *recHandler) IMU(device string, f *wire.IMUFrame) {
+	if f.Site != shankLeft {
+		h.add(device, fmt.Sprintf("imu%d/%s", f.Seq, f.Site))
+		return
+	}
 	h.add(device, fmt.Sprintf("imu%d", f.Seq))
 }
 

@@ -138,6 +138,117 @@ func TestRouterStreams(t *testing.T) {
 	}
 }
 
+// TestRouterSimultaneousIMUSites: firmware that samples both shanks at the
+// same instants sends, for every frame period, two frames with equal t0
+// under consecutive sequence numbers on the one imu topic. Every frame
+// reaches the handler, in sequence order, through the real decoders; a
+// site that repeats its own t0 is still rejected as bad_time; and
+// duplicates, reordering, losses and reboots work as on any stream.
+func TestRouterSimultaneousIMUSites(t *testing.T) {
+	type enc func(f *wire.IMUFrame) []byte
+	jsonEnc := func(f *wire.IMUFrame) []byte { return wire.AppendIMUJSON(nil, f) }
+	binEnc := func(f *wire.IMUFrame) []byte {
+		b, err := wire.AppendIMUBinary(nil, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// l and r are frames of the left and right shank; pair is both at once.
+	l := func(e enc, seq uint32, slot int64) msg {
+		return msg{topic("a", wire.StreamIMU), e(imuSiteFrame(seq, slot, shankLeft))}
+	}
+	r := func(e enc, seq uint32, slot int64) msg {
+		return msg{topic("a", wire.StreamIMU), e(imuSiteFrame(seq, slot, shankRight))}
+	}
+	pair := func(e enc, seq uint32, slot int64) []msg { return []msg{l(e, seq, slot), r(e, seq+1, slot)} }
+	cat := func(parts ...[]msg) []msg {
+		var out []msg
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	one := func(m ...msg) []msg { return m }
+	for _, e := range []struct {
+		name string
+		enc  enc
+	}{{"json", jsonEnc}, {"binary", binEnc}} {
+		tests := []struct {
+			name                       string
+			msgs                       []msg
+			want                       string
+			lost, dup, resets, badTime float64
+		}{
+			{
+				name: "equal t0s of both sites all delivered",
+				msgs: cat(pair(e.enc, 1, 0), pair(e.enc, 3, 1), pair(e.enc, 5, 2)),
+				want: "imu1 imu2/shank_right imu3 imu4/shank_right imu5 imu6/shank_right",
+			},
+			{
+				name:    "a site repeating its own t0 is bad_time",
+				msgs:    one(l(e.enc, 1, 0), r(e.enc, 2, 0), l(e.enc, 3, 0), r(e.enc, 4, 1), l(e.enc, 5, 1)),
+				want:    "imu1 imu2/shank_right gap:imu:1:[1-1] imu4/shank_right imu5",
+				lost:    1,
+				badTime: 1,
+			},
+			{
+				name: "duplicates of either site dropped",
+				msgs: cat(pair(e.enc, 1, 0), one(r(e.enc, 2, 0)), pair(e.enc, 3, 1), one(l(e.enc, 1, 0))),
+				want: "imu1 imu2/shank_right imu3 imu4/shank_right",
+				dup:  2,
+			},
+			{
+				name: "reordered frames put back in order",
+				msgs: one(l(e.enc, 1, 0), r(e.enc, 2, 0), r(e.enc, 4, 1), l(e.enc, 5, 2), l(e.enc, 3, 1), r(e.enc, 6, 2)),
+				want: "imu1 imu2/shank_right imu3 imu4/shank_right imu5 imu6/shank_right",
+			},
+			{
+				name: "one site's frame lost",
+				msgs: one(l(e.enc, 1, 0), r(e.enc, 2, 0), r(e.enc, 4, 1), l(e.enc, 5, 2), r(e.enc, 6, 2), l(e.enc, 7, 3)),
+				want: "imu1 imu2/shank_right gap:imu:1:[1-1] imu4/shank_right imu5 imu6/shank_right imu7",
+				lost: 1,
+			},
+			{
+				name:   "device reboot: both sites count from 0 again",
+				msgs:   cat(pair(e.enc, 500, 0), pair(e.enc, 502, 1), pair(e.enc, 0, 2), pair(e.enc, 2, 3)),
+				want:   "imu500 imu501/shank_right imu502 imu503/shank_right imu0 imu1/shank_right imu2 imu3/shank_right",
+				resets: 1,
+			},
+			{
+				name: "EMG on its own sequence next to both sites",
+				msgs: cat(one(em("a", 1, 0)), pair(e.enc, 7, 0), one(em("a", 2, 1)), pair(e.enc, 9, 1)),
+				want: "emg1 imu7 imu8/shank_right emg2 imu9 imu10/shank_right",
+			},
+		}
+		for _, tt := range tests {
+			t.Run(e.name+"/"+tt.name, func(t *testing.T) {
+				h := newRecHandler()
+				m := NewMetrics(nil)
+				rt := NewRouter(Config{Shards: 2, ReorderWindow: 2}, h, m, nil)
+				feedAll(t, rt, tt.msgs)
+				if got := strings.Join(h.get("a"), " "); got != tt.want {
+					t.Errorf("\n got  %s\n want %s", got, tt.want)
+				}
+				for _, c := range []struct {
+					name      string
+					got, want float64
+				}{
+					{"lost", value(t, m.lost), tt.lost},
+					{"duplicate", value(t, m.duplicate), tt.dup},
+					{"resets", value(t, m.resets), tt.resets},
+					{"bad_time", rejected(t, m, wire.ReasonBadTime), tt.badTime},
+					{"clock jumps", value(t, m.clockJumps), 0},
+				} {
+					if c.got != c.want {
+						t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+					}
+				}
+			})
+		}
+	}
+}
+
 func TestRouterRejects(t *testing.T) {
 	const maxPayload = 8 << 10
 	goodFrame := emgFrame(9, 9)
@@ -446,6 +557,19 @@ func TestRouterSteadyStateAllocs(t *testing.T) {
 	}{
 		{"emg binary", wire.StreamEMG, func(seq uint32, slot int64) []byte { return emgBin(t, seq, slot) }},
 		{"imu binary", wire.StreamIMU, func(seq uint32, slot int64) []byte { return imuBin(t, seq, slot) }},
+		// Both shanks sampled together: even seqs left, odd seqs right,
+		// two frames per slot with equal t0 (a repeated seq repeats its frame).
+		{"imu binary, two sites sampled together", wire.StreamIMU, func(seq uint32, _ int64) []byte {
+			site := shankLeft
+			if seq%2 == 1 {
+				site = shankRight
+			}
+			b, err := wire.AppendIMUBinary(nil, imuSiteFrame(seq, int64(seq/2), site))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 600

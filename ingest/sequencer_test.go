@@ -10,8 +10,9 @@ import (
 // tframe is a stand-in frame: the sequencer treats frames as opaque, so the
 // tests check that the frame delivered is the one offered under that seq.
 type tframe struct {
-	seq uint32
-	t0  int64
+	seq  uint32
+	lane uint8
+	t0   int64
 }
 
 // frameUS is the duration of every test frame: 100 ms.
@@ -54,19 +55,83 @@ func (r *recorder) clockJump() { r.log = append(r.log, "jump") }
 
 func run(t *testing.T, cfg seqConfig, frames []in) *recorder {
 	t.Helper()
+	lf := make([]lin, len(frames))
+	for i, f := range frames {
+		lf[i] = lin{f.seq, 0, f.slot}
+	}
+	return runLanes(t, cfg, lf)
+}
+
+// lin is an arriving frame of a stream with several lanes (IMU sites).
+type lin struct {
+	seq  uint32
+	lane uint8
+	slot int64
+}
+
+// Lanes of the two-site tests, named like the IMU sites they stand for.
+const (
+	left  uint8 = 0
+	right uint8 = 1
+)
+
+// both is what firmware that samples both shanks together sends for one
+// frame period: two frames with the same t0 under consecutive seqs.
+func both(seq uint32, slot int64) []lin {
+	return []lin{{seq, left, slot}, {seq + 1, right, slot}}
+}
+
+// runLanes offers frames to a fresh sequencer and records what it does. It
+// also checks the invariants every test shares: bounded holding, and each
+// lane's delivered t0 strictly increasing between resets.
+func runLanes(t *testing.T, cfg seqConfig, frames []lin) *recorder {
+	t.Helper()
 	rec := &recorder{t: t, n: map[string]int{}}
+	lc := newLaneCheck(rec)
 	s := &sequencer[tframe]{cfg: &cfg}
 	buf := new(tframe)
 	for _, f := range frames {
 		t0 := f.slot * frameUS
-		*buf = tframe{seq: f.seq, t0: t0}
-		s.offer(&buf, f.seq, 0, t0, t0+frameUS, rec)
+		*buf = tframe{seq: f.seq, lane: f.lane, t0: t0}
+		s.offer(&buf, f.seq, f.lane, t0, t0+frameUS, lc)
 		if len(s.held) > cfg.window+1 {
 			t.Fatalf("holding %d frames with window %d", len(s.held), cfg.window)
 		}
 	}
-	s.releaseAll(rec)
+	s.releaseAll(lc)
 	return rec
+}
+
+// laneCheck fails the test when a lane's samples go backwards or repeat
+// without a reset in between.
+type laneCheck struct {
+	*recorder
+	last [maxLanes]int64
+}
+
+func (c *laneCheck) deliver(f *tframe, t0, end int64) {
+	if t0 <= c.last[f.lane] {
+		c.t.Fatalf("lane %d: t0 %d delivered after %d without a reset", f.lane, t0, c.last[f.lane])
+	}
+	c.last[f.lane] = t0
+	c.recorder.deliver(f, t0, end)
+}
+
+func newLaneCheck(rec *recorder) *laneCheck {
+	c := &laneCheck{recorder: rec}
+	c.forget()
+	return c
+}
+
+func (c *laneCheck) forget() {
+	for i := range c.last {
+		c.last[i] = minInt64
+	}
+}
+
+func (c *laneCheck) reset() {
+	c.forget()
+	c.recorder.reset()
 }
 
 // seqs makes in-order frames whose slot equals their seq.
@@ -158,19 +223,163 @@ func TestSequencer(t *testing.T) {
 	}
 }
 
+// TestSequencerSimultaneousSites: IMU sites share the stream's sequence
+// numbers, and sites sampled together send equal t0s under consecutive
+// seqs. All of them must be delivered in order, while everything that
+// works on sequence numbers (duplicates, reordering, gaps, reboots, counter
+// and clock jumps) keeps working per stream.
+func TestSequencerSimultaneousSites(t *testing.T) {
+	def := seqConfig{window: 3, hold: 1_000_000, resync: 5, jump: 1_000_000}
+	cat := func(parts ...[]lin) []lin {
+		var out []lin
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		cfg    seqConfig
+		frames []lin
+		want   string
+	}{
+		{"equal t0s of two sites all delivered, no clock jump", def,
+			cat(both(1, 0), both(3, 1), both(5, 2)),
+			"D1 D2 D3 D4 D5 D6"},
+		{"sites in either order within a period", def,
+			[]lin{{1, left, 0}, {2, right, 0}, {3, right, 1}, {4, left, 1}, {5, left, 2}, {6, right, 2}},
+			"D1 D2 D3 D4 D5 D6"},
+		{"four sites sampled together", def,
+			[]lin{{1, 0, 0}, {2, 1, 0}, {3, 2, 0}, {4, 3, 0}, {5, 0, 1}, {6, 1, 1}, {7, 2, 1}, {8, 3, 1}},
+			"D1 D2 D3 D4 D5 D6 D7 D8"},
+		{"repeated t0 on the same site is bad_time", def,
+			[]lin{{1, left, 0}, {2, right, 0}, {3, left, 0}, {4, right, 1}, {5, left, 1}},
+			"D1 D2 bad G1[1-1] D4 D5"},
+		{"t0 backwards on the same site is bad_time", def,
+			[]lin{{1, left, 5}, {2, right, 5}, {3, left, 4}, {4, right, 6}, {5, left, 6}},
+			"D1 D2 bad G1[6-6] D4 D5"},
+		{"held frame repeating its site's t0 is bad_time on arrival", def,
+			[]lin{{1, left, 0}, {2, right, 0}, {4, right, 0}, {3, left, 1}, {5, left, 2}, {6, right, 2}},
+			"D1 D2 bad D3 G1[2-2] D5 D6"},
+		{"held frame repeating its site's t0 is bad_time when reached", def,
+			[]lin{{1, left, 0}, {2, right, 0}, {4, left, 1}, {3, left, 1}, {5, left, 2}},
+			"D1 D2 D3 bad G1[2-2] D5"},
+		{"duplicates of either site dropped", def,
+			cat(both(1, 0), []lin{{2, right, 0}}, both(3, 1), []lin{{1, left, 0}, {4, right, 1}}, both(5, 2)),
+			"D1 D2 dup D3 D4 dup dup D5 D6"},
+		{"duplicate of a held frame", def,
+			[]lin{{1, left, 0}, {2, right, 0}, {4, right, 1}, {4, right, 1}, {3, left, 1}},
+			"D1 D2 dup D3 D4"},
+		{"reordered across periods within the window", def,
+			[]lin{{1, left, 0}, {2, right, 0}, {5, left, 2}, {3, left, 1}, {6, right, 2}, {4, right, 1}},
+			"D1 D2 D3 D4 D5 D6"},
+		{"one site's frame lost: counted, no time span", def,
+			[]lin{{1, left, 0}, {2, right, 0}, {4, right, 1}, {5, left, 2}, {6, right, 2}, {7, left, 3}, {8, right, 3}},
+			"D1 D2 G1[1-1] D4 D5 D6 D7 D8"},
+		{"both sites' frames of a period lost", def,
+			cat(both(1, 0), both(5, 2), both(7, 3)),
+			"D1 D2 G2[1-2] D5 D6 D7 D8"},
+		{"late frame with the newest t0 is late, not a reboot", seqConfig{window: 0, hold: 1_000_000, resync: 5},
+			[]lin{{1, left, 0}, {2, right, 0}, {4, right, 1}, {3, left, 1}, {5, left, 2}},
+			"D1 D2 G1[1-1] D4 late D5"},
+		{"reboot: both sites start again", def,
+			cat(both(100, 0), both(102, 1), both(0, 2), both(2, 3)),
+			"D100 D101 D102 D103 reset D0 D1 D2 D3"},
+		{"reboot after an outage reports the time hole once", def,
+			cat(both(100, 0), both(0, 50), both(2, 51)),
+			"D100 D101 reset G0[1-50] D0 D1 D2 D3"},
+		{"clock stepped back for good: resync keeps both sites", def,
+			cat(both(1, 100), both(3, 101), both(5, 5), both(7, 6), both(9, 7), both(11, 8)),
+			"D1 D2 D3 D4 bad bad bad bad reset G4[7-7] D9 D10 D11 D12"},
+		{"clock stepped forward: one discontinuity", def,
+			cat(both(1, 0), both(3, 36_000), both(5, 36_001)),
+			"D1 D2 jump G0[1-36000] D3 D4 D5 D6"},
+		{"counter jumped far ahead: reset, not a loss", seqConfig{window: 1, hold: 1_000_000, resync: 5},
+			cat(both(1, 1), both(1_000_000, 2)),
+			"D1 D2 reset D1000000 D1000001"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := runLanes(t, tt.cfg, tt.frames)
+			if got := strings.Join(rec.log, " "); got != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+			if rec.n["deliver"]+rec.n["dropped"] != len(tt.frames) {
+				t.Errorf("delivered %d + dropped %d != offered %d", rec.n["deliver"], rec.n["dropped"], len(tt.frames))
+			}
+		})
+	}
+}
+
+// TestSequencerLossAcrossSites: a long outage of a device with four IMU
+// sites loses four frames per frame period. That is a loss, not a counter
+// reset, even when the last frame before the outage was twice the usual
+// length (plausibleLoss judges the frame rate by it).
+func TestSequencerLossAcrossSites(t *testing.T) {
+	const period = frameUS
+	cfg := seqConfig{window: 3, hold: 1_000_000, resync: 5}
+	s := &sequencer[tframe]{cfg: &cfg}
+	out := &countSink{}
+	buf := new(tframe)
+	offer := func(seq uint32, lane uint8, t0, end int64) {
+		*buf = tframe{seq: seq, lane: lane, t0: t0}
+		s.offer(&buf, seq, lane, t0, end, out)
+	}
+	var seq uint32
+	for p := range int64(10) {
+		for lane := range uint8(4) {
+			end := (p + 1) * period
+			if p == 9 {
+				end += period // a long last frame
+			}
+			offer(seq, lane, p*period, end)
+			seq++
+		}
+	}
+	const outage = 600 // periods, one minute
+	seq += 4 * outage
+	for p := int64(10 + outage); p < 10+outage+2; p++ {
+		for lane := range uint8(4) {
+			offer(seq, lane, p*period, (p+1)*period)
+			seq++
+		}
+	}
+	s.releaseAll(out)
+	if out.resets != 0 || out.lost != 4*outage || out.delivered != 48 {
+		t.Errorf("resets %d, lost %d, delivered %d; want 0, %d, 48", out.resets, out.lost, out.delivered, 4*outage)
+	}
+}
+
+// countSink counts what a sequencer reports.
+type countSink struct{ delivered, lost, drops, resets int }
+
+func (c *countSink) deliver(*tframe, int64, int64) { c.delivered++ }
+func (c *countSink) gap(lost int, _, _ int64)      { c.lost += lost }
+func (c *countSink) dropped(drop)                  { c.drops++ }
+func (c *countSink) reset()                        { c.resets++ }
+func (c *countSink) clockJump()                    {}
+
 // TestSequencerRandomNetwork sends an in-order stream through a simulated
 // network that loses, duplicates and locally reorders frames, and checks the
 // books balance: every frame sent is delivered once or counted lost, and
-// the output is in strictly increasing order.
+// the output is in strictly increasing order. It does so for one series of
+// frames (EMG) and for two IMU sites sampled together, which share the
+// sequence numbers and send equal t0s.
 func TestSequencerRandomNetwork(t *testing.T) {
+	for _, sites := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d sites", sites), func(t *testing.T) { randomNetwork(t, sites) })
+	}
+}
+
+func randomNetwork(t *testing.T, sites int) {
 	for seed := uint64(1); seed <= 50; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 0))
-		cfg := seqConfig{window: 1 + rng.IntN(10), hold: 1_000_000, resync: 64}
+		cfg := seqConfig{window: 1 + rng.IntN(10), hold: 1_000_000, resync: 64, jump: 1_000_000}
 		start := rng.Uint32() // exercises the wrap-around for some seeds
 		const n = 2000
-		var frames []in
+		var frames []lin
 		for i := 0; i < n; i++ {
-			f := in{start + uint32(i), int64(1000 + i)}
+			f := lin{start + uint32(i), uint8(i % sites), int64(1000 + i/sites)}
 			switch p := rng.Float64(); {
 			case p < 0.05: // lost
 			case p < 0.10: // duplicated, the copy a little later
@@ -193,11 +402,11 @@ func TestSequencerRandomNetwork(t *testing.T) {
 		s := &sequencer[tframe]{cfg: &cfg}
 		buf := new(tframe)
 		var delivered []uint32
-		checker := &orderCheck{recorder: rec, seqs: &delivered}
+		checker := &orderCheck{laneCheck: newLaneCheck(rec), seqs: &delivered}
 		for _, f := range frames {
 			t0 := f.slot * frameUS
-			*buf = tframe{seq: f.seq, t0: t0}
-			s.offer(&buf, f.seq, 0, t0, t0+frameUS, checker)
+			*buf = tframe{seq: f.seq, lane: f.lane, t0: t0}
+			s.offer(&buf, f.seq, f.lane, t0, t0+frameUS, checker)
 		}
 		s.releaseAll(checker)
 		for i := 1; i < len(delivered); i++ {
@@ -213,50 +422,56 @@ func TestSequencerRandomNetwork(t *testing.T) {
 			t.Errorf("seed %d (window %d): delivered %d + lost %d = %d, want the span %d",
 				seed, cfg.window, len(delivered), rec.n["lost"], got, span)
 		}
-		if strings.Contains(strings.Join(rec.log, " "), "reset") {
-			t.Errorf("seed %d: a reset on a stream that never restarted", seed)
+		log := " " + strings.Join(rec.log, " ") + " "
+		if strings.Contains(log, " reset ") || strings.Contains(log, " bad ") || strings.Contains(log, " jump ") {
+			t.Errorf("seed %d: a reset, bad_time or clock jump on a stream without any", seed)
 		}
 	}
 }
 
-// orderCheck records delivered sequence numbers on top of a recorder.
+// orderCheck records delivered sequence numbers on top of a laneCheck.
 type orderCheck struct {
-	*recorder
+	*laneCheck
 	seqs *[]uint32
 }
 
 func (o *orderCheck) deliver(f *tframe, t0, end int64) {
-	o.recorder.deliver(f, t0, end)
+	o.laneCheck.deliver(f, t0, end)
 	*o.seqs = append(*o.seqs, f.seq)
 }
 
-// FuzzSequencer feeds arbitrary (seq, time) streams and checks the
+// FuzzSequencer feeds arbitrary (seq, time, lane) streams and checks the
 // invariants that must hold whatever arrives: no panic, bounded holding,
-// every offered frame delivered or dropped exactly once, and delivered
-// times strictly increasing between restarts.
+// every offered frame delivered or dropped exactly once, and each lane's
+// delivered times strictly increasing between restarts.
 func FuzzSequencer(f *testing.F) {
-	f.Add([]byte{1, 0, 2, 1, 3, 2, 2, 1, 0, 9, 200, 3})
-	f.Add([]byte{255, 255, 0, 1, 1, 2, 0, 0, 0, 0})
+	f.Add([]byte{1, 0, 0, 2, 1, 0, 3, 2, 0, 2, 1, 0, 0, 9, 0, 200, 3, 0})
+	f.Add([]byte{255, 255, 0, 0, 1, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0})
+	// Two sites sampled together, with a duplicate, a swap and a reboot.
+	f.Add([]byte{1, 0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 0, 2, 0, 1, 255, 1, 0, 0xf0, 5, 0, 1, 0, 1})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg := seqConfig{window: 4, hold: 500_000, resync: 6, jump: 1_000_000}
 		s := &sequencer[tframe]{cfg: &cfg}
-		fs := &fuzzSink{t: t, lastT0: minInt64}
+		fs := &fuzzSink{t: t}
+		fs.reset()
 		buf := new(tframe)
 		offered := 0
 		var seq uint32
 		var slot int64
-		for i := 0; i+1 < len(data); i += 2 {
-			// Each pair moves seq and time by small signed steps, with
+		for i := 0; i+2 < len(data); i += 3 {
+			// Each triple moves seq and time by small signed steps, with
 			// occasional big jumps, so duplicates, gaps, reorders, wraps
-			// and reboots all occur.
+			// and reboots all occur, and picks the frame's lane (IMU site),
+			// so frames of several lanes may share a t0.
 			seq += uint32(int8(data[i]))
 			if data[i] == 0x7f {
 				seq += 1 << 30
 			}
 			slot += int64(int8(data[i+1]))
+			lane := data[i+2] % maxLanes
 			t0 := slot * frameUS
-			*buf = tframe{seq: seq, t0: t0}
-			s.offer(&buf, seq, 0, t0, t0+frameUS, fs)
+			*buf = tframe{seq: seq, lane: lane, t0: t0}
+			s.offer(&buf, seq, lane, t0, t0+frameUS, fs)
 			offered++
 			if len(s.held) > cfg.window+1 || len(s.spare) > cfg.window+1 {
 				t.Fatalf("held %d spare %d", len(s.held), len(s.spare))
@@ -271,7 +486,7 @@ func FuzzSequencer(f *testing.F) {
 
 type fuzzSink struct {
 	t                *testing.T
-	lastT0           int64
+	lastT0           [maxLanes]int64
 	delivered, drops int
 	jumps            int
 }
@@ -280,10 +495,10 @@ func (s *fuzzSink) deliver(f *tframe, t0, end int64) {
 	if f.t0 != t0 {
 		s.t.Fatalf("frame with t0 %d delivered as %d", f.t0, t0)
 	}
-	if t0 <= s.lastT0 {
-		s.t.Fatalf("t0 %d delivered after %d without a reset", t0, s.lastT0)
+	if t0 <= s.lastT0[f.lane] {
+		s.t.Fatalf("lane %d: t0 %d delivered after %d without a reset", f.lane, t0, s.lastT0[f.lane])
 	}
-	s.lastT0 = t0
+	s.lastT0[f.lane] = t0
 	s.delivered++
 }
 func (s *fuzzSink) gap(lost int, from, to int64) {
@@ -292,5 +507,9 @@ func (s *fuzzSink) gap(lost int, from, to int64) {
 	}
 }
 func (s *fuzzSink) dropped(drop) { s.drops++ }
-func (s *fuzzSink) reset()       { s.lastT0 = minInt64 }
-func (s *fuzzSink) clockJump()   { s.jumps++ }
+func (s *fuzzSink) reset() {
+	for i := range s.lastT0 {
+		s.lastT0[i] = minInt64
+	}
+}
+func (s *fuzzSink) clockJump() { s.jumps++ }
