@@ -39,7 +39,7 @@ func FuzzReadTruth(f *testing.F) {
 // FuzzParseScenario: any input is a valid scenario or an error, never a
 // panic, and a valid one makes a device without error.
 func FuzzParseScenario(f *testing.F) {
-	for _, name := range []string{"typical", "cramp-heavy", "four-channel", "hum60"} {
+	for _, name := range []string{"typical", "cramp-heavy", "four-channel", "hum60", "imu-simultaneous"} {
 		b, err := os.ReadFile("scenarios/" + name + ".yaml")
 		if err != nil {
 			f.Fatal(err)

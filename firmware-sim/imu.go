@@ -44,15 +44,20 @@ func newIMUGen(sc *Scenario, w *wearer, sites []siteInfo, eps []episode, seed ui
 		eps:      eps,
 		active:   make([]*episode, 0, 16),
 	}
-	// Sites share the imu topic and its sequence numbers, and a stream's t0
-	// must increase from frame to frame. Like firmware that reads its IMUs
-	// in turn, each site samples offset by a fraction of the frame period,
-	// so the merged stream's t0 always increases.
+	// Sites share the imu topic and its sequence numbers; t0 must increase
+	// from frame to frame of each site. With IMUStagger, like firmware that
+	// reads its IMUs in turn, each site samples offset by a fraction of the
+	// frame period, so the merged stream's t0 increases too; without it all
+	// sites sample at the same instants and a period's frames share t0.
 	period := float64(g.frameLen) / g.rate
 	for i, s := range sites {
+		var offset float64
+		if sc.IMUStagger {
+			offset = period * float64(i) / float64(len(sites))
+		}
 		g.sites = append(g.sites, imuSite{
 			site: s.site, leg: s.leg,
-			offset: period * float64(i) / float64(len(sites)),
+			offset: offset,
 			roll:   w.roll[s.leg], pitch: w.pitch[s.leg],
 			bias: w.gyrBias[i],
 		})

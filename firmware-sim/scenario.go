@@ -43,6 +43,14 @@ type Scenario struct {
 	IMURate    float64  `yaml:"imu_rate" json:"imu_rate"`         // IMU samples per second
 	IMUFrameMS float64  `yaml:"imu_frame_ms" json:"imu_frame_ms"` // IMU frame length, milliseconds
 	IMUSites   []string `yaml:"imu_sites" json:"imu_sites"`       // IMU site labels, e.g. shank_left
+	// IMUStagger, when true, offsets site k of n by k/n of a frame period,
+	// like firmware that reads its IMUs in turn; the merged imu stream's t0
+	// then increases from frame to frame. When false every site samples at
+	// the same instants, like firmware with one sample clock for all IMUs:
+	// the sites' frames of one period carry the same t0 under consecutive
+	// sequence numbers, which wire contract v1 allows (t0 is monotonic per
+	// site).
+	IMUStagger bool `yaml:"imu_stagger" json:"imu_stagger"`
 
 	StatusEveryS float64 `yaml:"status_every_s" json:"status_every_s"` // periodic status interval, seconds
 	Encoding     string  `yaml:"encoding" json:"encoding"`             // json or binary
@@ -207,6 +215,7 @@ func DefaultScenario() Scenario {
 		IMURate:      50,
 		IMUFrameMS:   100,
 		IMUSites:     []string{"shank_left", "shank_right"},
+		IMUStagger:   true,
 		StatusEveryS: 300,
 		Encoding:     "json",
 		Mains:        50,

@@ -145,16 +145,21 @@ func TestFrameInvariants(t *testing.T) {
 		gaps   float64
 		imuHz  float64
 		status float64
+		// simultaneous samples every IMU site at the same instants
+		// (IMUStagger false).
+		simultaneous bool
 	}{
-		{"typical", 1000, "json", "uV", 100, 0.002, 0.002, 1, 50, 300},
-		{"faulty binary", 2000, "binary", "uV", 100, 0.05, 0.05, 3, 50, 60},
-		{"odd rate mV", 333, "json", "mV", 50, 0.01, 0.01, 2, 100, 30},
+		{"typical", 1000, "json", "uV", 100, 0.002, 0.002, 1, 50, 300, false},
+		{"faulty binary", 2000, "binary", "uV", 100, 0.05, 0.05, 3, 50, 60, false},
+		{"odd rate mV", 333, "json", "mV", 50, 0.01, 0.01, 2, 100, 30, false},
+		{"simultaneous IMU sites", 1000, "binary", "uV", 100, 0.01, 0.01, 1, 50, 300, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sc := DefaultScenario()
 			sc.Hours = 0.15
 			sc.Rate, sc.Encoding, sc.Unit, sc.FrameMS = tc.rate, tc.enc, tc.unit, tc.frame
 			sc.IMURate = tc.imuHz
+			sc.IMUStagger = !tc.simultaneous
 			sc.StatusEveryS = tc.status
 			sc.Transport.LossProb, sc.Transport.DupProb = tc.loss, tc.dup
 			sc.Artifacts.GapsPerNight = tc.gaps
@@ -200,14 +205,35 @@ func TestFrameInvariants(t *testing.T) {
 			if got := len(r.imu); got > wantIMU || got < wantIMU*8/10 {
 				t.Errorf("%d IMU frames, want about %d", got, wantIMU)
 			}
-			// Both sites share the imu stream: seq and t0 must increase
-			// through it, as ingest requires of any stream.
+			// Both sites share the imu stream and its seq, which increases
+			// through it; t0 increases per site, as ingest requires. Site k
+			// of n samples k/n of a frame period late when staggered, and
+			// with the other sites when simultaneous (their frames of a
+			// period then share t0, give or take the clock jitter).
+			nSites := uint32(len(sc.IMUSites))
+			periodUS := float64(d.imu.frameLen) / tc.imuHz * 1e6
+			lastT0 := map[wire.Site]int64{}
 			for i, f := range r.imu {
 				if f.Rate != tc.imuHz || f.Len() != d.imu.frameLen {
 					t.Fatalf("IMU frame rate %v len %d", f.Rate, f.Len())
 				}
-				if i > 0 && (f.Seq <= r.imu[i-1].Seq || f.T0 <= r.imu[i-1].T0) {
-					t.Fatalf("IMU frame seq %d t0 %d after seq %d t0 %d", f.Seq, f.T0, r.imu[i-1].Seq, r.imu[i-1].T0)
+				if i > 0 && f.Seq <= r.imu[i-1].Seq {
+					t.Fatalf("IMU frame seq %d after seq %d", f.Seq, r.imu[i-1].Seq)
+				}
+				if last, ok := lastT0[f.Site]; ok && f.T0 <= last {
+					t.Fatalf("IMU frame seq %d of %v: t0 %d after %d", f.Seq, f.Site, f.T0, last)
+				}
+				lastT0[f.Site] = f.T0
+				k := f.Seq % nSites
+				if f.Site.String() != sc.IMUSites[k] {
+					t.Fatalf("IMU frame seq %d from %v, want %s", f.Seq, f.Site, sc.IMUSites[k])
+				}
+				want := float64(f.Seq/nSites) * periodUS
+				if !tc.simultaneous {
+					want += periodUS * float64(k) / float64(nSites)
+				}
+				if dt := float64(f.T0-d.startUS) - want; math.Abs(dt) > sc.Transport.JitterUS+1 {
+					t.Fatalf("IMU frame seq %d of %v: t0 off its instant by %.0f us", f.Seq, f.Site, dt)
 				}
 				if f.End() > d.startUS+nightUS+1000 {
 					t.Fatalf("IMU frame ends after the night")
@@ -509,6 +535,7 @@ func TestScenarioFiles(t *testing.T) {
 		{"hum60.yaml", func(s Scenario) bool { return s.Mains == 60 }},
 		{"gain-half.yaml", func(s Scenario) bool { return s.Wearer.Gain == Range{0.35, 0.7} }},
 		{"gain-double.yaml", func(s Scenario) bool { return s.Wearer.Gain == Range{1.4, 2.8} }},
+		{"imu-simultaneous.yaml", func(s Scenario) bool { return !s.IMUStagger && s.Hours == 8 }},
 	}
 	for _, tt := range tests {
 		sc, err := LoadScenario(filepath.Join("scenarios", tt.file))
