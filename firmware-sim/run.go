@@ -20,6 +20,35 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, qos byte, retained bool, payload []byte) error
 }
 
+// AsyncPublisher is a Publisher that can also hand a message over without
+// waiting for the broker's acknowledgement (mqttclient.Client is one). Run
+// uses it when pub has it: each device then keeps up to maxInFlight
+// messages in flight instead of parking its goroutine on every
+// acknowledgement, which halves the wake-ups of a real-time run.
+type AsyncPublisher interface {
+	PublishAsync(topic string, qos byte, retained bool, payload []byte) Pending
+}
+
+// Pending is a message handed to an AsyncPublisher: Done is closed when the
+// broker has it or sending failed, and Error says which. It is an alias of
+// an unnamed interface, as mqttclient.Token is, so the two are the same
+// type without either package importing the other.
+type Pending = interface {
+	Done() <-chan struct{}
+	Error() error
+}
+
+// maxInFlight bounds the messages one device has handed to an
+// AsyncPublisher and not yet seen acknowledged; at the bound the device
+// waits for the oldest, so a stalled broker slows the simulator instead of
+// filling its memory. It is kept below ingest's default reorder window (8
+// frames per stream) on purpose: after a reconnection Paho resends the
+// messages still unacknowledged in its store in map order, not in the
+// order they were published, and the service puts back in order only what
+// fits in its window. Small firmware MQTT clients keep a window of this
+// size too.
+const maxInFlight = 6
+
 // RunConfig configures Run.
 type RunConfig struct {
 	Prefix       string // topic prefix; empty means wire.DefaultPrefix
@@ -186,13 +215,30 @@ type runner struct {
 }
 
 // device publishes one device's night.
+//
+// With Speed > 0 a device sleeps until its next message is due, but wakes
+// on a grid of half a frame (50 ms of wall time at real time, less when
+// faster), phased at its own first message: the EMG and IMU frames due
+// within one step go out on one wake-up, and the devices' wake-ups stay
+// spread over the step. A message goes out at most half a frame late.
 func (r *runner) device(ctx context.Context, d *Device) error {
 	topics := map[wire.Stream]string{}
 	for _, s := range []wire.Stream{wire.StreamEMG, wire.StreamIMU, wire.StreamStatus} {
 		topics[s] = wire.Topic(r.cfg.Prefix, d.ID(), s)
 	}
 	startUS := r.cfg.Start.UnixMicro()
+	var step time.Duration
+	if r.cfg.Speed > 0 {
+		step = time.Duration(r.cfg.Scenario.FrameMS / 2 / r.cfg.Speed * float64(time.Millisecond))
+	}
+	async, _ := r.pub.(AsyncPublisher)
+	type sent struct {
+		p     Pending
+		bytes int
+	}
+	var inFlight []sent
 	var timer *time.Timer
+	var phase time.Time // the wake-up grid's origin
 	var buf []byte
 	var frames, bytes uint64
 	var maxLag int64
@@ -206,6 +252,43 @@ func (r *runner) device(ctx context.Context, d *Device) error {
 			}
 		}
 	}()
+	// settle waits for the oldest n in-flight messages and counts them.
+	settle := func(n int) {
+		for _, m := range inFlight[:n] {
+			select {
+			case <-m.p.Done():
+			case <-ctx.Done():
+				inFlight = inFlight[:0]
+				return
+			}
+			if err := m.p.Error(); err != nil {
+				r.publishFailed(d, err)
+			} else {
+				frames++
+				bytes += uint64(m.bytes)
+			}
+		}
+		inFlight = append(inFlight[:0], inFlight[n:]...)
+	}
+	// reap counts the messages acknowledged so far, oldest first.
+	reap := func() {
+		n := 0
+		for n < len(inFlight) {
+			select {
+			case <-inFlight[n].p.Done():
+				n++
+				continue
+			default:
+			}
+			break
+		}
+		settle(n)
+	}
+	defer func() {
+		if ctx.Err() == nil {
+			settle(len(inFlight))
+		}
+	}()
 	for ctx.Err() == nil {
 		m, ok := d.Next(buf)
 		if !ok {
@@ -214,11 +297,18 @@ func (r *runner) device(ctx context.Context, d *Device) error {
 		buf = m.Payload
 		if r.cfg.Speed > 0 {
 			due := r.wall.Add(time.Duration(float64(m.End-startUS) / r.cfg.Speed * 1e3))
+			if phase.IsZero() {
+				phase = due
+			}
 			if wait := time.Until(due); wait > 0 {
+				reap()
+				if k := due.Sub(phase) / step; phase.Add(k * step).Before(due) {
+					due = phase.Add((k + 1) * step)
+				}
 				if timer == nil {
-					timer = time.NewTimer(wait)
+					timer = time.NewTimer(time.Until(due))
 				} else {
-					timer.Reset(wait)
+					timer.Reset(time.Until(due))
 				}
 				select {
 				case <-ctx.Done():
@@ -230,18 +320,31 @@ func (r *runner) device(ctx context.Context, d *Device) error {
 				maxLag = max(maxLag, -wait.Microseconds())
 			}
 		}
-		err := r.pub.Publish(ctx, topics[m.Stream], 1, m.Stream == wire.StreamStatus, m.Payload)
-		if err != nil {
+		retained := m.Stream == wire.StreamStatus
+		if async != nil {
+			inFlight = append(inFlight, sent{async.PublishAsync(topics[m.Stream], 1, retained, m.Payload), len(m.Payload)})
+			if len(inFlight) >= maxInFlight {
+				settle(1)
+			}
+			continue
+		}
+		if err := r.pub.Publish(ctx, topics[m.Stream], 1, retained, m.Payload); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if n := r.pubErrs.Add(1); n == 1 || n%1000 == 0 {
-				r.cfg.Logger.Warn("publish failed", "device", d.ID(), "errors", n, "err", err)
-			}
+			r.publishFailed(d, err)
 			continue
 		}
 		frames++
 		bytes += uint64(len(m.Payload))
 	}
 	return nil
+}
+
+// publishFailed counts a failed publish and logs the first and every
+// thousandth of the run.
+func (r *runner) publishFailed(d *Device, err error) {
+	if n := r.pubErrs.Add(1); n == 1 || n%1000 == 0 {
+		r.cfg.Logger.Warn("publish failed", "device", d.ID(), "errors", n, "err", err)
+	}
 }

@@ -378,6 +378,43 @@ func (c *Client) Publish(ctx context.Context, topic string, qos byte, retained b
 	return nil
 }
 
+// Token is a message handed to PublishAsync. Done is closed when the
+// broker has acknowledged it (QoS 1 and 2) or it is written (QoS 0), or
+// sending failed; Error then says which. It is an alias of an unnamed
+// interface so that a package can declare the same method set without
+// importing this one (firmware-sim does).
+type Token = interface {
+	Done() <-chan struct{}
+	Error() error
+}
+
+// PublishAsync hands a message to the client and returns at once, so one
+// goroutine can keep many messages in flight: the load generator publishes
+// tens of thousands a second this way without a goroutine waiting on each
+// acknowledgement. The payload is copied, as in Publish. Failures are not
+// counted in the publish-errors metric; the caller sees them in the token.
+func (c *Client) PublishAsync(topic string, qos byte, retained bool, payload []byte) Token {
+	if qos > 2 {
+		return failedToken{fmt.Errorf("mqtt: publish %q: QoS %d", topic, qos)}
+	}
+	payload = bytes.Clone(payload)
+	if payload == nil {
+		payload = []byte{}
+	}
+	return c.cli.Publish(topic, qos, retained, payload)
+}
+
+// failedToken is a Token for a message that was never sent.
+type failedToken struct{ err error }
+
+func (t failedToken) Done() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+func (t failedToken) Error() error { return t.err }
+
 // Connected reports whether the connection is up right now (for /readyz).
 func (c *Client) Connected() bool { return c.cli.IsConnectionOpen() }
 

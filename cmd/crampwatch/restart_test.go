@@ -350,7 +350,11 @@ func TestBrokerRestartMidStream(t *testing.T) {
 		t.Fatalf("stop: %v", err)
 	}
 	f := ingestFigures(t, reg)
-	if f.received < float64(stats.Frames) || stats.PublishErrors != 0 {
+	// A publish whose write failed as the broker went away counts as a
+	// publish error in the simulator, but Paho keeps the QoS 1 message in
+	// its store and sends it again after reconnecting: whether a frame was
+	// lost is decided by the service's sequence numbers below.
+	if f.received < float64(stats.Frames+stats.PublishErrors) {
 		t.Errorf("frames: %d published (%d publish errors), %.0f received", stats.Frames, stats.PublishErrors, f.received)
 	}
 	// Before mqttclient.Publish copied payloads, the simulator's reused

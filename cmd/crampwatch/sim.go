@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -40,6 +41,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&run.TruthPath, "truth", "truth.jsonl", "ground truth output (JSON Lines); empty: none")
 	fs.StringVar(&logLevel, "log-level", logLevel, "debug, info, warn or error")
 	fs.StringVar(&csvPath, "csv", "", "write the first device's EMG night as CSV (input for replay) instead of publishing")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -79,6 +81,17 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer client.Close(time.Second)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	stats, err := firmwaresim.Run(ctx, run, client)
 	fmt.Fprintf(stdout, "devices %d  frames %d  bytes %d  publish errors %d  lost %d  duplicated %d  truth events %d  elapsed %.1f s  max lag %.2f s\n",
 		stats.Devices, stats.Frames, stats.Bytes, stats.PublishErrors, stats.Lost+stats.GapLost, stats.Duplicates, stats.Truth, stats.Elapsed.Seconds(), stats.MaxLagS)
