@@ -37,7 +37,7 @@ const (
 // openConnection does for the schemes Connect accepts (tcp and mqtt; ssl,
 // tls and mqtts; ws and wss), honouring the proxy environment variables,
 // and wraps it in a bufferedConn.
-func openConnection(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
+func openConnection(u *url.URL, o paho.ClientOptions, writeDelay time.Duration) (net.Conn, error) {
 	d := o.Dialer
 	if d == nil {
 		d = &net.Dialer{Timeout: o.ConnectTimeout}
@@ -63,7 +63,7 @@ func openConnection(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newBufferedConn(conn), nil
+	return newBufferedConn(conn, writeDelay), nil
 }
 
 // dialTLS connects (through a proxy when the environment names one) and
@@ -98,8 +98,11 @@ func dialTLS(d *net.Dialer, hostport string, tc *tls.Config, timeout time.Durati
 // buffer. Writes are copied into a pending buffer and return at once; one
 // flusher goroutine sends whatever is pending with a single write(2), so a
 // burst of PUBACKs or PUBLISHes written while the previous write is in the
-// kernel goes out together. Nothing waits on a timer: a lone packet is sent
-// as soon as the flusher wakes.
+// kernel goes out together. With a write delay (Config.WriteDelay),
+// writes to the socket are at least that far apart, so under load one write
+// carries everything that arrived meanwhile; without one a packet goes out
+// as soon as the flusher wakes (on a machine with an idle core that is
+// usually one packet per write).
 //
 // A write error is returned by every later Write, so Paho notices a broken
 // connection on its next packet (its reader notices it sooner). Bytes
@@ -111,21 +114,24 @@ type bufferedConn struct {
 	r *bufio.Reader
 
 	mu      sync.Mutex
-	flushed *sync.Cond // broadcast after every flush and on close
-	pending []byte     // accepted from Paho, not yet handed to the socket
-	err     error      // first write error
-	closing bool
+	flushed *sync.Cond    // broadcast after every flush and on close
+	pending []byte        // accepted from Paho, not yet handed to the socket
+	err     error         // first write error
+	closing chan struct{} // closed by Close
 	kick    chan struct{} // holds a token while pending is non-empty and unclaimed
 	done    chan struct{} // closed when the flusher has exited
 	close   sync.Once
+	delay   time.Duration // shortest time between two writes to the socket
 }
 
-func newBufferedConn(conn net.Conn) *bufferedConn {
+func newBufferedConn(conn net.Conn, writeDelay time.Duration) *bufferedConn {
 	c := &bufferedConn{
-		Conn: conn,
-		r:    bufio.NewReaderSize(conn, readBufferSize),
-		kick: make(chan struct{}, 1),
-		done: make(chan struct{}),
+		Conn:    conn,
+		delay:   writeDelay,
+		r:       bufio.NewReaderSize(conn, readBufferSize),
+		kick:    make(chan struct{}, 1),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	c.flushed = sync.NewCond(&c.mu)
 	go c.flush()
@@ -139,13 +145,13 @@ func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 func (c *bufferedConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for c.err == nil && !c.closing && len(c.pending) >= maxPendingWrite {
+	for c.err == nil && !c.isClosed() && len(c.pending) >= maxPendingWrite {
 		c.flushed.Wait()
 	}
 	switch {
 	case c.err != nil:
 		return 0, c.err
-	case c.closing:
+	case c.isClosed():
 		return 0, net.ErrClosed
 	}
 	if len(c.pending) == 0 {
@@ -163,7 +169,18 @@ func (c *bufferedConn) Write(p []byte) (int, error) {
 func (c *bufferedConn) flush() {
 	defer close(c.done)
 	var out []byte
+	var last time.Time
+	pause := time.NewTimer(0)
+	defer pause.Stop()
 	for range c.kick {
+		if wait := c.delay - time.Since(last); c.delay > 0 && wait > 0 {
+			pause.Reset(wait)
+			select {
+			case <-pause.C:
+			case <-c.closing: // Close sends the rest at once
+			}
+		}
+		last = time.Now()
 		c.mu.Lock()
 		out, c.pending = c.pending, out[:0]
 		c.mu.Unlock()
@@ -180,14 +197,24 @@ func (c *bufferedConn) flush() {
 	}
 }
 
+// isClosed reports whether Close has begun.
+func (c *bufferedConn) isClosed() bool {
+	select {
+	case <-c.closing:
+		return true
+	default:
+		return false
+	}
+}
+
 // Close sends what is pending (for up to closeFlushTimeout) and closes the
 // connection.
 func (c *bufferedConn) Close() error {
 	c.close.Do(func() {
 		c.mu.Lock()
-		c.closing = true
+		close(c.closing)
 		c.flushed.Broadcast()
-		// Write sends on kick only under mu and not once closing is set,
+		// Write sends on kick only under mu and not once closing is closed,
 		// so closing the channel here cannot race a send.
 		close(c.kick)
 		c.mu.Unlock()

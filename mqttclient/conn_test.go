@@ -19,7 +19,7 @@ import (
 
 // loopback returns both ends of a TCP connection on 127.0.0.1, the client
 // end wrapped in a bufferedConn.
-func loopback(t *testing.T) (*bufferedConn, net.Conn) {
+func loopback(t *testing.T, writeDelay time.Duration) (*bufferedConn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -40,7 +40,7 @@ func loopback(t *testing.T) (*bufferedConn, net.Conn) {
 		t.Fatal("accept failed")
 	}
 	t.Cleanup(func() { peer.Close() })
-	c := newBufferedConn(raw)
+	c := newBufferedConn(raw, writeDelay)
 	t.Cleanup(func() { c.Close() })
 	return c, peer
 }
@@ -49,7 +49,13 @@ func loopback(t *testing.T) (*bufferedConn, net.Conn) {
 // goroutines, as Paho's writers do, and checks the peer receives every one
 // whole and each writer's in order.
 func TestBufferedConnWrites(t *testing.T) {
-	c, peer := loopback(t)
+	for _, delay := range []time.Duration{0, time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) { testBufferedConnWrites(t, delay) })
+	}
+}
+
+func testBufferedConnWrites(t *testing.T, delay time.Duration) {
+	c, peer := loopback(t, delay)
 	const writers, packets = 4, 5000
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -83,7 +89,7 @@ func TestBufferedConnWrites(t *testing.T) {
 
 // TestBufferedConnReads reads what the peer sends in pieces.
 func TestBufferedConnReads(t *testing.T) {
-	c, peer := loopback(t)
+	c, peer := loopback(t, 0)
 	msg := bytes.Repeat([]byte("0123456789"), 20_000) // larger than the read buffer
 	go peer.Write(msg)
 	got := make([]byte, len(msg))
@@ -99,7 +105,10 @@ func TestBufferedConnReads(t *testing.T) {
 // TestBufferedConnCloseFlushes checks that what was written just before
 // Close (Paho's DISCONNECT) reaches the peer, and that Write then fails.
 func TestBufferedConnCloseFlushes(t *testing.T) {
-	c, peer := loopback(t)
+	c, peer := loopback(t, time.Hour) // Close must not wait for the delay
+	if _, err := c.Write([]byte("first ")); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.Write([]byte("last words")); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +117,7 @@ func TestBufferedConnCloseFlushes(t *testing.T) {
 	}
 	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
 	got, err := io.ReadAll(peer)
-	if err != nil || string(got) != "last words" {
+	if err != nil || string(got) != "first last words" {
 		t.Errorf("peer got %q, %v", got, err)
 	}
 	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
@@ -119,7 +128,7 @@ func TestBufferedConnCloseFlushes(t *testing.T) {
 // TestBufferedConnWriteError checks a broken connection is reported by the
 // next Writes rather than hidden by the buffer.
 func TestBufferedConnWriteError(t *testing.T) {
-	c, peer := loopback(t)
+	c, peer := loopback(t, 0)
 	peer.Close()
 	c.Conn.(*net.TCPConn).CloseWrite() // the socket itself fails further writes
 	deadline := time.Now().Add(5 * time.Second)

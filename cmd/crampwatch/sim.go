@@ -19,7 +19,9 @@ import (
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("crampwatch sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	mq := mqttclient.Config{URL: mqttclient.DefaultURL, ClientID: "crampwatch-sim", CleanSession: true}
+	// Thousands of small publishes a second: a millisecond's write delay
+	// lets them share writes (mqttclient.Config.WriteDelay).
+	mq := mqttclient.Config{URL: mqttclient.DefaultURL, ClientID: "crampwatch-sim", CleanSession: true, WriteDelay: time.Millisecond}
 	run := firmwaresim.RunConfig{Prefix: wire.DefaultPrefix, Devices: 5, Speed: 1, Seed: 1}
 	var scenario, start, encoding, passwordFile, csvPath string
 	var hours float64
