@@ -100,6 +100,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.mqtt.TLS.CertFile, "mqtt-cert-file", c.mqtt.TLS.CertFile, "client certificate (PEM) for mutual TLS")
 	fs.StringVar(&c.mqtt.TLS.KeyFile, "mqtt-key-file", c.mqtt.TLS.KeyFile, "client key (PEM) for mutual TLS")
 	fs.StringVar(&c.mqtt.StoreDir, "mqtt-store-dir", c.mqtt.StoreDir, "directory for in-flight QoS 1 messages; empty: memory")
+	fs.DurationVar(&c.mqtt.WriteDelay, "mqtt-write-delay", c.mqtt.WriteDelay, "let acknowledgements written within this long share one write (e.g. 200us at thousands of devices); 0: send each at once")
 	fs.StringVar(&c.prefix, "topic-prefix", c.prefix, "MQTT topic prefix of wire contract v1")
 	fs.StringVar(&c.shareGroup, "mqtt-share-group", c.shareGroup, "subscribe through $share/<group>/... so several instances split the devices; empty: off")
 
