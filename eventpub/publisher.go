@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +22,7 @@ import (
 	"github.com/crampwatch/crampwatch/detect"
 	"github.com/crampwatch/crampwatch/ingest"
 	"github.com/crampwatch/crampwatch/store/sinkmetrics"
+	"github.com/crampwatch/crampwatch/store/sinkqueue"
 	"github.com/crampwatch/crampwatch/wire"
 )
 
@@ -66,11 +66,7 @@ type Sink struct {
 
 	written, errs, dropped prometheus.Counter
 
-	mu      sync.RWMutex // guards closed against the send in Event
-	closed  bool
-	queue   chan detect.Event
-	closing chan struct{}
-	done    chan struct{}
+	q *sinkqueue.Queue
 
 	ctx    context.Context // cancelled when Close gives up
 	cancel context.CancelFunc
@@ -110,10 +106,8 @@ func New(pub Publisher, cfg Config, reg prometheus.Registerer) (*Sink, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("sink", sinkName),
 		metrics: m.Sink(sinkName),
-		queue:   make(chan detect.Event, cfg.QueueSize),
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
 	}
+	s.q = sinkqueue.New(cfg.QueueSize, s.metrics.SetDepth)
 	s.written, s.errs, s.dropped = s.metrics.Counters(measurement)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.run()
@@ -128,17 +122,8 @@ func (s *Sink) Topic(device string) string {
 // Event queues e for publishing. It never blocks: if the queue is full or
 // the sink is closed, the event is counted as dropped and logged.
 func (s *Sink) Event(e detect.Event) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		s.drop(&e, "sink closed")
-		return
-	}
-	select {
-	case s.queue <- e:
-		s.metrics.SetDepth(len(s.queue))
-	default:
-		s.drop(&e, "queue full")
+	if err := s.q.Offer(e); err != nil {
+		s.drop(&e, err.Error())
 	}
 }
 
@@ -155,21 +140,11 @@ func (s *Sink) Health(ingest.Health) {}
 // it stops retrying, counts the unpublished events as dropped and returns
 // without waiting for a publish attempt that ignores its context.
 func (s *Sink) Close(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	s.mu.Unlock()
-	close(s.closing)
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
+	if _, err := s.q.Close(ctx); err != nil {
 		s.cancel()
-		return fmt.Errorf("eventpub: close: %w", ctx.Err())
+		return fmt.Errorf("eventpub: close: %w", err)
 	}
+	return nil
 }
 
 func (s *Sink) drop(e *detect.Event, why string) {
@@ -178,25 +153,18 @@ func (s *Sink) drop(e *detect.Event, why string) {
 }
 
 func (s *Sink) run() {
-	defer close(s.done)
+	defer s.q.Finished()
 	defer s.cancel()
 	for {
 		select {
-		case e := <-s.queue:
-			s.metrics.SetDepth(len(s.queue))
+		case e := <-s.q.Events():
+			s.q.Received()
 			s.publish(&e)
-		case <-s.closing:
-			// Event sends nothing once closed is set, so the queue only
-			// shrinks from here.
-			for {
-				select {
-				case e := <-s.queue:
-					s.metrics.SetDepth(len(s.queue))
-					s.publish(&e)
-				default:
-					return
-				}
+		case <-s.q.Closing():
+			for _, e := range s.q.Take(nil) {
+				s.publish(&e)
 			}
+			return
 		}
 	}
 }

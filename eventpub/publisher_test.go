@@ -227,7 +227,7 @@ func TestSinkCloseStopsAtDeadline(t *testing.T) {
 			t.Errorf("ignoreCtx=%v: Close took %v", ignore, d)
 		}
 		close(pub.block)
-		<-s.done
+		<-s.q.Done()
 		// A publish that ignored its context may still have succeeded.
 		dropped := counter(t, reg, "crampwatch_sink_dropped_total")
 		written := counter(t, reg, "crampwatch_sink_points_written_total")

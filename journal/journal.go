@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +26,7 @@ import (
 	"github.com/crampwatch/crampwatch/eventpub"
 	"github.com/crampwatch/crampwatch/ingest"
 	"github.com/crampwatch/crampwatch/store/sinkmetrics"
+	"github.com/crampwatch/crampwatch/store/sinkqueue"
 )
 
 // FileMode is the mode a new journal file is created with: it holds health
@@ -63,12 +63,8 @@ type Journal struct {
 
 	written, errs, dropped prometheus.Counter
 
-	mu      sync.RWMutex // guards closed against the send in Event
-	closed  bool
-	queue   chan detect.Event
-	closing chan struct{}
-	done    chan struct{}
-	err     error // first close error of the writer, read after done
+	q   *sinkqueue.Queue
+	err error // first close error of the writer, read after the queue is closed
 }
 
 // Open opens (or creates) the journal file and starts its writer. Metrics
@@ -103,10 +99,8 @@ func Open(cfg Config, reg prometheus.Registerer) (*Journal, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("sink", sinkName, "path", cfg.Path),
 		metrics: m.Sink(sinkName),
-		queue:   make(chan detect.Event, cfg.QueueSize),
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
 	}
+	j.q = sinkqueue.New(cfg.QueueSize, j.metrics.SetDepth)
 	j.written, j.errs, j.dropped = j.metrics.Counters(measurement)
 	go j.run()
 	return j, nil
@@ -137,17 +131,8 @@ func terminateLastLine(f *os.File) error {
 // Event queues e for appending. It never blocks: if the queue is full or the
 // journal is closed, the event is counted as dropped and logged.
 func (j *Journal) Event(e detect.Event) {
-	j.mu.RLock()
-	defer j.mu.RUnlock()
-	if j.closed {
-		j.drop(&e, "journal closed")
-		return
-	}
-	select {
-	case j.queue <- e:
-		j.metrics.SetDepth(len(j.queue))
-	default:
-		j.drop(&e, "queue full")
+	if err := j.q.Offer(e); err != nil {
+		j.drop(&e, err.Error())
 	}
 }
 
@@ -164,20 +149,14 @@ func (j *Journal) Health(ingest.Health) {}
 // first it returns ctx's error without waiting further; the writer still
 // finishes (and closes the file) in the background.
 func (j *Journal) Close(ctx context.Context) error {
-	j.mu.Lock()
-	if j.closed {
-		j.mu.Unlock()
-		return nil
-	}
-	j.closed = true
-	j.mu.Unlock()
-	close(j.closing)
-	select {
-	case <-j.done:
+	first, err := j.q.Close(ctx)
+	switch {
+	case err != nil:
+		return fmt.Errorf("journal: close: %w", err)
+	case first:
 		return j.err
-	case <-ctx.Done():
-		return fmt.Errorf("journal: close: %w", ctx.Err())
 	}
+	return nil
 }
 
 func (j *Journal) drop(e *detect.Event, why string) {
@@ -186,7 +165,7 @@ func (j *Journal) drop(e *detect.Event, why string) {
 }
 
 func (j *Journal) run() {
-	defer close(j.done)
+	defer j.q.Finished()
 	tick := time.NewTicker(j.cfg.SyncInterval)
 	defer tick.Stop()
 	var (
@@ -222,7 +201,6 @@ func (j *Journal) run() {
 			}
 		}
 		batch = batch[:0]
-		j.metrics.SetDepth(len(j.queue))
 	}
 	syncFile := func() {
 		if !dirty {
@@ -235,28 +213,16 @@ func (j *Journal) run() {
 		}
 		dirty = false
 	}
-	// take moves everything queued right now into batch.
-	take := func() {
-		for {
-			select {
-			case e := <-j.queue:
-				batch = append(batch, e)
-			default:
-				return
-			}
-		}
-	}
 	for {
 		select {
-		case e := <-j.queue:
-			batch = append(batch, e)
-			take()
+		case e := <-j.q.Events():
+			batch = j.q.Take(append(batch, e))
 			write()
 		case <-tick.C:
 			syncFile()
-		case <-j.closing:
-			// Event sends nothing once closed is set: this drains all.
-			take()
+		case <-j.q.Closing():
+			// Event queues nothing once closing: this drains all.
+			batch = j.q.Take(batch)
 			write()
 			syncFile()
 			if dirty {
