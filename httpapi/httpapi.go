@@ -1,6 +1,13 @@
 // Package httpapi serves the service's operational HTTP endpoints:
 // Prometheus metrics, liveness and readiness, and (behind a bearer token)
 // the data endpoints other packages register.
+//
+// Readiness has three states per check: ok, degraded and failed. A
+// degraded dependency (InfluxDB down while its on-disk spool keeps every
+// point) leaves the service ready: it is doing its job, and a failing
+// probe would make an orchestrator restart or drain it, which loses
+// in-memory state and helps nobody. Only a failed check makes /readyz
+// answer 503.
 package httpapi
 
 import (
@@ -19,8 +26,36 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Check reports whether one dependency is ready; nil means ready.
+// Check reports the state of one dependency for /readyz. nil means ok. An
+// error for which IsDegraded is true means degraded: impaired, but the
+// service still does its job, so it stays ready. Any other error means
+// failed: not ready. The error's text is shown in the /readyz body under
+// the check's name, so it should say what is wrong in a few words.
 type Check func(ctx context.Context) error
+
+// Degraded marks err as a degraded, not failed, readiness result. It
+// returns nil if err is nil.
+func Degraded(err error) error {
+	if err == nil {
+		return nil
+	}
+	return degradedError{err}
+}
+
+type degradedError struct{ err error }
+
+func (e degradedError) Error() string  { return e.err.Error() }
+func (e degradedError) Unwrap() error  { return e.err }
+func (e degradedError) Degraded() bool { return true }
+
+// IsDegraded reports whether err marks a degraded dependency: err, or an
+// error it wraps, has a method Degraded() bool that returns true. The
+// method, not a type of this package, is the contract, so a package can
+// report degraded readiness without importing httpapi (store does).
+func IsDegraded(err error) bool {
+	var d interface{ Degraded() bool }
+	return errors.As(err, &d) && d.Degraded()
+}
 
 // Server is the HTTP API. Register checks and handlers before Serve.
 type Server struct {
@@ -59,6 +94,9 @@ func (s *Server) HandleAuth(pattern string, h http.Handler) {
 // Handler returns the server's root handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.mux }
 
+// ready answers /readyz: 200 unless a check failed, 503 if one did, with a
+// JSON object of each check's state: "ok", "degraded: <why>" or
+// "failed: <why>".
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -68,14 +106,18 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		checks[k] = v
 	}
 	s.mu.Unlock()
-	status := map[string]string{}
+	status := make(map[string]string, len(checks))
 	code := http.StatusOK
 	for name, c := range checks {
-		if err := c(ctx); err != nil {
-			status[name] = err.Error()
-			code = http.StatusServiceUnavailable
-		} else {
+		err := c(ctx)
+		switch {
+		case err == nil:
 			status[name] = "ok"
+		case IsDegraded(err):
+			status[name] = "degraded: " + err.Error()
+		default:
+			status[name] = "failed: " + err.Error()
+			code = http.StatusServiceUnavailable
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
