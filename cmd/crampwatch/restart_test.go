@@ -76,10 +76,27 @@ func midCramp(t *testing.T, run firmwaresim.RunConfig) (firmwaresim.Truth, time.
 // waitSample waits until the sink has seen device's envelope reach at.
 func waitSample(ctx context.Context, t *testing.T, c *consoleSink, device string, at time.Time) {
 	t.Helper()
-	for !c.caughtUp([]string{device}, at) {
+	waitDevices(ctx, t, c, []string{device}, at)
+}
+
+// waitNightEnd waits until the sink has seen every device of run reach
+// the end of its night (less 2 s: the last frames may be lost on purpose).
+func waitNightEnd(ctx context.Context, t *testing.T, c *consoleSink, run firmwaresim.RunConfig) {
+	t.Helper()
+	ids := make([]string, run.Devices)
+	for i := range ids {
+		ids[i] = run.DeviceID(i)
+	}
+	nightEnd := run.Start.Add(time.Duration(run.Scenario.Hours * float64(time.Hour))).Add(-2 * time.Second)
+	waitDevices(ctx, t, c, ids, nightEnd)
+}
+
+func waitDevices(ctx context.Context, t *testing.T, c *consoleSink, devices []string, at time.Time) {
+	t.Helper()
+	for !c.caughtUp(devices, at) {
 		select {
 		case <-ctx.Done():
-			t.Fatalf("the service never reached sample time %s of %s", at.Format(time.TimeOnly), device)
+			t.Fatalf("the service never reached sample time %s of %v", at.Format(time.TimeOnly), devices)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -252,18 +269,7 @@ func TestServiceRestartMidCramp(t *testing.T) {
 	if err := <-simDone; err != nil {
 		t.Fatalf("simulator: %v", err)
 	}
-	ids := make([]string, run.Devices)
-	for i := range ids {
-		ids[i] = run.DeviceID(i)
-	}
-	nightEnd := run.Start.Add(time.Duration(run.Scenario.Hours * float64(time.Hour))).Add(-2 * time.Second)
-	for !sinkB.caughtUp(ids, nightEnd) {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the restarted service never caught up")
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitNightEnd(ctx, t, sinkB, run)
 	if err := svcB.stop(ctx, true); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
@@ -334,18 +340,7 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	if err := <-simDone; err != nil {
 		t.Fatalf("simulator: %v", err)
 	}
-	ids := make([]string, run.Devices)
-	for i := range ids {
-		ids[i] = run.DeviceID(i)
-	}
-	nightEnd := run.Start.Add(time.Duration(run.Scenario.Hours * float64(time.Hour))).Add(-2 * time.Second)
-	for !sink.caughtUp(ids, nightEnd) {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the service never caught up after the broker came back")
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitNightEnd(ctx, t, sink, run)
 	if err := svc.stop(ctx, true); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
