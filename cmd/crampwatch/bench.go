@@ -42,7 +42,7 @@ import (
 	"github.com/crampwatch/crampwatch/detect"
 	firmwaresim "github.com/crampwatch/crampwatch/firmware-sim"
 	"github.com/crampwatch/crampwatch/ingest"
-	"github.com/crampwatch/crampwatch/internal/testenv"
+	"github.com/crampwatch/crampwatch/internal/localserver"
 	"github.com/crampwatch/crampwatch/wire"
 )
 
@@ -250,7 +250,7 @@ func runBenchmark(ctx context.Context, opt benchOptions, serveArgs []string, log
 
 	var brokerPID, influxPID int
 	if opt.mqttURL == "" {
-		s, err := testenv.StartMosquitto(testenv.MosquittoOptions{})
+		s, err := localserver.StartMosquitto(localserver.MosquittoOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("mosquitto: %w", err)
 		}
@@ -259,12 +259,12 @@ func runBenchmark(ctx context.Context, opt benchOptions, serveArgs []string, log
 		log.Info("bench: mosquitto started", "url", s.URL, "pid", brokerPID)
 	}
 	if !opt.noInflux && !opt.noService && opt.influxURL == "" {
-		s, err := testenv.StartInfluxDB()
+		s, err := localserver.StartInfluxDB()
 		if err != nil {
 			return nil, fmt.Errorf("influxdb: %w", err)
 		}
 		defer s.Stop()
-		if err := testenv.InfluxQL(ctx, s.URL, "", "CREATE DATABASE crampwatch_bench"); err != nil {
+		if err := localserver.InfluxQL(ctx, s.URL, "", "CREATE DATABASE crampwatch_bench"); err != nil {
 			return nil, err
 		}
 		opt.influxURL, opt.bucket, influxPID = s.URL, "crampwatch_bench/autogen", pidByArg(s.Dir)

@@ -35,17 +35,3 @@ func TestInfluxDBFreshDatabases(t *testing.T) {
 		}
 	}
 }
-
-func TestMosquittoRestartKeepsPort(t *testing.T) {
-	s, err := StartMosquitto(MosquittoOptions{Persistence: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
-	if err := s.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.probe(); err != nil {
-		t.Fatalf("after restart: %v", err)
-	}
-}
