@@ -178,6 +178,9 @@ func (c *CSVReader) Next(f *wire.EMGFrame) error {
 		f.Data[i] = f.Data[i][:0]
 	}
 	period := 1e6 / c.rate
+	if c.vals == nil {
+		c.vals = make([]float64, nch)
+	}
 	r := row{vals: c.vals}
 rows:
 	for n := 0; n < c.opt.FrameSamples; n++ {
@@ -230,7 +233,6 @@ func (c *CSVReader) readRow(vals []float64) (row, error) {
 		vals = make([]float64, len(c.channels))
 	}
 	vals = vals[:len(c.channels)]
-	c.vals = vals
 	r := row{vals: vals}
 	if t, ok := c.scanRow(vals); ok {
 		r.t = t

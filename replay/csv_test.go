@@ -361,3 +361,25 @@ func TestCSVReaderSkipsBadRows(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCSVReaderTimeColumn reads one channel at 1 kHz with a Unix time
+// column, the form `crampwatch sim --csv` writes.
+func BenchmarkCSVReaderTimeColumn(b *testing.B) {
+	var block strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&block, "%.6f,%.2f\n", 1795820400+float64(i)/1000, 5*math.Sin(float64(i)))
+	}
+	b.ReportAllocs()
+	samples := 0
+	for b.Loop() {
+		r, err := NewCSVReader(&repeatReader{header: []byte("time,calf_left\n"), block: []byte(block.String()), n: 60}, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var f wire.EMGFrame
+		for r.Next(&f) == nil {
+			samples += f.Len()
+		}
+	}
+	b.ReportMetric(float64(samples)/b.Elapsed().Seconds(), "samples/s")
+}
