@@ -186,6 +186,30 @@ type Influx struct {
 	replay   chunk  // a spooled record being written
 	spooling spoolEpisode
 	lost     int // points dropped when the writer stopped; read by Close after done
+
+	stMu sync.Mutex   // guards st
+	st   writerStatus // the writer's view of the server and the spool, for Ready
+}
+
+// writerStatus is what the writer goroutine last saw of the server and the
+// spool. Ready reads it: a ping alone cannot tell a server that answers
+// but refuses writes, nor whether the spool still has room.
+type writerStatus struct {
+	// writeErr is the last write's error if it was worth retrying (the
+	// server is down or not taking writes); nil once one succeeds or the
+	// server answers at all.
+	writeErr error
+	// spoolBytes mirrors the spool's size on disk.
+	spoolBytes int64
+	// spoolFull is set when the spool turns a batch away or evicts one for
+	// lack of room, and cleared once it is back under spoolLowWater: one
+	// eviction frees room for a while, and readiness must not flap with
+	// each batch while an outage goes on with the spool at its bound.
+	spoolFull bool
+	// spoolErr is the error of the last spool write if it failed for
+	// another reason than room (a disk error); nil once a batch is
+	// spooled or written.
+	spoolErr error
 }
 
 // spoolEpisode is the logging state of one outage: from the first batch
@@ -215,8 +239,15 @@ func New(cfg Config, reg prometheus.Registerer) (*Influx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	var sp *spool
+	var (
+		sp    *spool
+		limit prometheus.Gauge
+	)
 	if cfg.SpoolDir != "" {
+		// The gauge first: failing after openSpool would leave the spool locked.
+		if limit, err = spoolLimitGauge(reg); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
 		if sp, err = openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes, cfg.Logger.With("sink", sinkName)); err != nil {
 			return nil, err
 		}
@@ -248,7 +279,8 @@ func New(cfg Config, reg prometheus.Registerer) (*Influx, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if sp != nil {
-		s.metrics.SetSpoolBytes(sp.size)
+		limit.Set(float64(cfg.SpoolMaxBytes))
+		s.spoolChanged()
 		if n := sp.lines(); n > 0 {
 			s.log.Warn("InfluxDB spool holds points from an earlier run; replaying them",
 				"dir", cfg.SpoolDir, "points", n, "bytes", sp.size)
@@ -412,12 +444,186 @@ func (s *Influx) commitLocked(c *class, ch *chunk, measurement string) {
 	s.metrics.SetDepth(s.q.depth())
 }
 
-// Ready reports whether the server answers its ping; for /readyz.
+// Ready reports, for /readyz, whether the sink does its job. It pings the
+// server and looks at what the writer saw last (a server may answer pings
+// and still refuse writes) and at the spool:
+//
+//   - server up, spool empty or absent: nil;
+//   - without a spool, server down or not taking writes: an error (not
+//     ready: points wait in memory and are dropped once the queue fills,
+//     and lost if the service stops);
+//   - with a spool, server down or not taking writes, spool with room: an
+//     error that is degraded ("unreachable, spooling N bytes (M% of
+//     limit): cause"); nothing is lost, so the service stays ready;
+//   - server up, spool being replayed: degraded too ("replaying the
+//     spool, N bytes (M% of limit) left");
+//   - spool full (it turned points away or evicted them, and is not yet
+//     back under a low-water mark of 7/8 of its limit) or failing to
+//     write (a disk error): an error, not ready, since points are being
+//     dropped.
+//
+// A degraded error has a method Degraded() bool that returns true, which
+// httpapi.IsDegraded recognises; a caller that treats every error as "not
+// ready" sees a degraded sink as not ready. The texts are meant for the
+// /readyz body, under the check's name.
 func (s *Influx) Ready(ctx context.Context) error {
-	if _, err := s.client.Ping(ctx); err != nil {
-		return fmt.Errorf("store: influxdb ping: %w", err)
+	_, pingErr := s.client.Ping(ctx)
+	s.stMu.Lock()
+	r := readiness{
+		pingErr:    pingErr,
+		writeErr:   s.st.writeErr,
+		spool:      s.cfg.SpoolDir != "",
+		spoolBytes: s.st.spoolBytes,
+		spoolMax:   s.cfg.SpoolMaxBytes,
+		spoolFull:  s.st.spoolFull,
+		spoolErr:   s.st.spoolErr,
+	}
+	s.stMu.Unlock()
+	return r.err()
+}
+
+// readiness is what Ready decides from, kept apart so the decision can be
+// tested without a server.
+type readiness struct {
+	pingErr    error // the ping failed
+	writeErr   error // the last write failed and will be retried
+	spool      bool  // the sink has a spool
+	spoolBytes int64
+	spoolMax   int64
+	spoolFull  bool
+	spoolErr   error
+}
+
+// err returns nil when ready, a degraded readyError when ready but
+// impaired, and a failed readyError when not ready (see Ready).
+func (r readiness) err() error {
+	var down error
+	what := ""
+	switch {
+	case r.pingErr != nil:
+		down, what = r.pingErr, "unreachable"
+	case r.writeErr != nil:
+		down, what = r.writeErr, "not taking writes"
+	}
+	if !r.spool {
+		if down == nil {
+			return nil
+		}
+		return &readyError{msg: fmt.Sprintf("%s, no spool: points wait in memory: %v", what, down), causes: []error{down}}
+	}
+	fill := fmt.Sprintf("%d bytes (%.1f%% of limit)", r.spoolBytes, 100*float64(r.spoolBytes)/float64(r.spoolMax))
+	server := "InfluxDB takes writes again, replaying"
+	if down != nil {
+		server = fmt.Sprintf("%s: %v", what, down)
+	}
+	switch {
+	case r.spoolErr != nil:
+		return &readyError{msg: fmt.Sprintf("spool cannot be written, points are being dropped: %v; %s", r.spoolErr, server),
+			causes: []error{r.spoolErr, down}}
+	case r.spoolFull:
+		return &readyError{msg: fmt.Sprintf("spool full, points are being dropped: %s; %s", fill, server), causes: []error{down}}
+	case down != nil:
+		return &readyError{msg: fmt.Sprintf("%s, spooling %s: %v", what, fill, down), causes: []error{down}, degraded: true}
+	case r.spoolBytes > 0:
+		return &readyError{msg: "replaying the spool, " + fill + " left", degraded: true}
 	}
 	return nil
+}
+
+// readyError is Ready's answer when the sink is not simply ready.
+type readyError struct {
+	msg      string
+	causes   []error // nil entries are ignored
+	degraded bool
+}
+
+func (e *readyError) Error() string { return e.msg }
+
+// Unwrap returns the errors that made the sink not ready or degraded.
+func (e *readyError) Unwrap() []error {
+	var out []error
+	for _, c := range e.causes {
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Degraded reports whether the sink is impaired but still does its job
+// (ready); httpapi.IsDegraded looks for this method.
+func (e *readyError) Degraded() bool { return e.degraded }
+
+// spoolLowWater is the size at or under which a full spool counts as
+// having room again: 7/8 of the bound, which is the bound less two
+// segments for bounds from 64 KiB to 1 GiB, so one eviction (at most a
+// segment) cannot clear the full state; smaller bounds keep that margin of
+// two segments.
+func spoolLowWater(sp *spool) int64 {
+	return max(sp.max-max(sp.max/8, 2*sp.segMax), 0)
+}
+
+// spoolChanged publishes the spool's size to the metrics and to Ready, and
+// clears the full state once the spool is back under its low-water mark.
+// Called by the writer (or New) after every change of the spool.
+func (s *Influx) spoolChanged() {
+	size := s.spool.size
+	s.metrics.SetSpoolBytes(size)
+	s.stMu.Lock()
+	s.st.spoolBytes = size
+	if size <= spoolLowWater(s.spool) {
+		s.st.spoolFull = false
+	}
+	s.stMu.Unlock()
+}
+
+// noteSpool records the outcome of a spool write for Ready: full (turned
+// away or evicted for lack of room), or a disk error, or neither.
+func (s *Influx) noteSpool(full bool, err error) {
+	s.stMu.Lock()
+	if full {
+		s.st.spoolFull = true
+	}
+	s.st.spoolErr = err
+	s.stMu.Unlock()
+}
+
+// noteWrite records the outcome of a write for Ready: err is nil when the
+// server answered (took the batch or rejected it for good).
+func (s *Influx) noteWrite(err error) {
+	s.stMu.Lock()
+	s.st.writeErr = err
+	if err == nil {
+		// The server takes writes: nothing needs the spool now, so an
+		// earlier disk error no longer drops points.
+		s.st.spoolErr = nil
+	}
+	s.stMu.Unlock()
+}
+
+// spoolLimitGauge returns the InfluxDB sink's series of
+// crampwatch_sink_spool_limit_bytes, registered with reg (nil: not
+// registered); a collector that an earlier sink registered with reg is
+// reused, as sinkmetrics does.
+func spoolLimitGauge(reg prometheus.Registerer) (prometheus.Gauge, error) {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "crampwatch_sink_spool_limit_bytes",
+		Help: "Bound on the size of a sink's on-disk spool; with crampwatch_sink_spool_bytes, how full it is.",
+	}, []string{"sink"})
+	if reg != nil {
+		if err := reg.Register(g); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			existing, ok := g, false
+			if errors.As(err, &are) {
+				existing, ok = are.ExistingCollector.(*prometheus.GaugeVec)
+			}
+			if !ok {
+				return nil, fmt.Errorf("register spool limit: %w", err)
+			}
+			g = existing
+		}
+	}
+	return g.WithLabelValues(sinkName), nil
 }
 
 // Close writes everything queued and stops the sink. If ctx ends first, it
@@ -600,7 +806,7 @@ func (s *Influx) replayHead(cls int) error {
 
 func (s *Influx) popRecord(cls int) {
 	s.spool.pop(cls)
-	s.metrics.SetSpoolBytes(s.spool.size)
+	s.spoolChanged()
 	if s.spool.lines() == 0 {
 		s.log.Info("InfluxDB spool replayed", "points", s.spooling.replayed)
 		s.spooling = spoolEpisode{}
@@ -637,6 +843,7 @@ func (s *Influx) pump(force bool) {
 // a bulk chunk is dropped: the degradation order of docs/schema.md.
 func (s *Influx) spoolChunk(c *class, ch *chunk) bool {
 	err := s.spool.append(c.id, ch)
+	evicted := false
 	for errors.Is(err, errSpoolFull) && c.id == classHigh {
 		lost, ok := s.spool.evictOldest(classBulk)
 		if !ok {
@@ -648,11 +855,18 @@ func (s *Influx) spoolChunk(c *class, ch *chunk) bool {
 			s.metrics.SpoolFull(m, k)
 			n += k
 		}
+		evicted = true
 		s.logSpoolFull()
 		s.log.Warn("InfluxDB spool full: oldest envelope, motion and health points dropped to keep events", "points", n)
 		err = s.spool.append(c.id, ch)
 	}
-	s.metrics.SetSpoolBytes(s.spool.size)
+	s.spoolChanged()
+	full := errors.Is(err, errSpoolFull)
+	if full || err == nil {
+		s.noteSpool(full || evicted, nil)
+	} else {
+		s.noteSpool(false, err)
+	}
 	if err == nil {
 		for m, n := range ch.counts {
 			s.metrics.Spooled(m, n)
@@ -664,7 +878,6 @@ func (s *Influx) spoolChunk(c *class, ch *chunk) bool {
 		s.popChunk(c, ch)
 		return true
 	}
-	full := errors.Is(err, errSpoolFull)
 	first := !ch.refused
 	ch.refused = true
 	if full {
@@ -733,6 +946,7 @@ func (s *Influx) write(ch *chunk) error {
 	defer cancel()
 	err := s.writer.WriteRecord(ctx, string(ch.buf))
 	if err == nil {
+		s.noteWrite(nil)
 		for m, n := range ch.counts {
 			s.metrics.Written(m, n)
 		}
@@ -741,7 +955,10 @@ func (s *Influx) write(ch *chunk) error {
 	for m := range ch.counts {
 		s.metrics.Error(m)
 	}
-	if !retryable(err) {
+	if retryable(err) {
+		s.noteWrite(err)
+	} else {
+		s.noteWrite(nil) // the server answered: it is up
 		for m, n := range ch.counts {
 			s.metrics.Dropped(m, n)
 		}

@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crampwatch/crampwatch/detect"
+	"github.com/crampwatch/crampwatch/httpapi"
 	"github.com/crampwatch/crampwatch/ingest"
 	"github.com/crampwatch/crampwatch/pipeline"
 )
@@ -31,6 +34,7 @@ type fakeInflux struct {
 	statuses []int    // consumed one per write; 204 when empty
 	hang     bool     // writes wait until the client gives up
 	down     bool     // writes fail with 503, as a server that is starting or overloaded
+	noPing   bool     // pings fail with 503 too: the server looks unreachable
 	started  int      // write requests received
 	srv      *httptest.Server
 }
@@ -40,7 +44,13 @@ func newFakeInflux(t *testing.T) *fakeInflux {
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/ping":
-			w.WriteHeader(http.StatusNoContent)
+			f.mu.Lock()
+			status := http.StatusNoContent
+			if f.noPing {
+				status = http.StatusServiceUnavailable
+			}
+			f.mu.Unlock()
+			w.WriteHeader(status)
 			return
 		case "/api/v2/write":
 		default:
@@ -408,6 +418,234 @@ func TestInfluxReady(t *testing.T) {
 	if err := s.Ready(context.Background()); err != nil {
 		t.Errorf("Ready: %v", err)
 	}
+}
+
+// TestReadinessDecision is the readiness decision of Ready, from what the
+// ping and the writer saw.
+func TestReadinessDecision(t *testing.T) {
+	const gib = 1 << 30
+	refused := errors.New("dial tcp 127.0.0.1:8086: connect: connection refused")
+	unavailable := errors.New("503 Service Unavailable")
+	diskErr := errors.New("write /spool/bulk-1.spool: no space left on device")
+	type want int
+	const (
+		ok want = iota
+		degraded
+		failed
+	)
+	tests := []struct {
+		name  string
+		in    readiness
+		want  want
+		text  string  // the whole message, or its start if it ends with "..."
+		cause []error // errors.Is must find each
+	}{
+		{name: "no spool, server up", in: readiness{}, want: ok},
+		{name: "no spool, server down", in: readiness{pingErr: refused}, want: failed,
+			text: "unreachable, no spool: points wait in memory: " + refused.Error(), cause: []error{refused}},
+		{name: "no spool, server refuses writes", in: readiness{writeErr: unavailable}, want: failed,
+			text: "not taking writes, no spool: points wait in memory: 503 Service Unavailable", cause: []error{unavailable}},
+		{name: "spool empty, server up", in: readiness{spool: true, spoolMax: gib}, want: ok},
+		{name: "spool with room, server down", in: readiness{spool: true, pingErr: refused, spoolBytes: 1 << 20, spoolMax: gib}, want: degraded,
+			text: "unreachable, spooling 1048576 bytes (0.1% of limit): " + refused.Error(), cause: []error{refused}},
+		{name: "spool with room, down before anything spooled", in: readiness{spool: true, pingErr: refused, spoolMax: gib}, want: degraded,
+			text: "unreachable, spooling 0 bytes (0.0% of limit): ..."},
+		{name: "spool with room, server refuses writes", in: readiness{spool: true, writeErr: unavailable, spoolBytes: gib / 2, spoolMax: gib}, want: degraded,
+			text: "not taking writes, spooling 536870912 bytes (50.0% of limit): 503 Service Unavailable", cause: []error{unavailable}},
+		{name: "ping fails and writes fail: unreachable", in: readiness{spool: true, pingErr: refused, writeErr: unavailable, spoolBytes: 10, spoolMax: 100}, want: degraded,
+			text: "unreachable, spooling 10 bytes (10.0% of limit): ..."},
+		{name: "server up, replaying", in: readiness{spool: true, spoolBytes: 3 << 20, spoolMax: gib}, want: degraded,
+			text: "replaying the spool, 3145728 bytes (0.3% of limit) left"},
+		{name: "spool full, server down", in: readiness{spool: true, pingErr: refused, spoolFull: true, spoolBytes: gib - 100, spoolMax: gib}, want: failed,
+			text: "spool full, points are being dropped: 1073741724 bytes (100.0% of limit); unreachable: " + refused.Error(), cause: []error{refused}},
+		{name: "spool full, replay just began", in: readiness{spool: true, spoolFull: true, spoolBytes: gib - 100, spoolMax: gib}, want: failed,
+			text: "spool full, points are being dropped: 1073741724 bytes (100.0% of limit); InfluxDB takes writes again, replaying"},
+		{name: "spool disk error, server down", in: readiness{spool: true, writeErr: unavailable, spoolErr: diskErr, spoolMax: gib}, want: failed,
+			text:  "spool cannot be written, points are being dropped: " + diskErr.Error() + "; not taking writes: 503 Service Unavailable",
+			cause: []error{diskErr, unavailable}},
+		{name: "disk error beats full", in: readiness{spool: true, pingErr: refused, spoolFull: true, spoolErr: diskErr, spoolBytes: gib, spoolMax: gib}, want: failed,
+			text: "spool cannot be written, points are being dropped: ..."},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.in.err()
+			got := ok
+			switch {
+			case err == nil:
+			case httpapi.IsDegraded(err):
+				got = degraded
+			default:
+				got = failed
+			}
+			if got != tc.want {
+				t.Fatalf("state %d (%v), want %d", got, err, tc.want)
+			}
+			if err == nil {
+				return
+			}
+			if prefix, cut := strings.CutSuffix(tc.text, "..."); cut {
+				if !strings.HasPrefix(err.Error(), prefix) {
+					t.Errorf("message %q, want it to start with %q", err, prefix)
+				}
+			} else if err.Error() != tc.text {
+				t.Errorf("message\n got %q\nwant %q", err, tc.text)
+			}
+			for _, c := range tc.cause {
+				if !errors.Is(err, c) {
+					t.Errorf("%v does not wrap %v", err, c)
+				}
+			}
+		})
+	}
+}
+
+// TestSpoolLowWater: a full spool has room again below 7/8 of its bound,
+// two segments below it for spools too small for that to be true.
+func TestSpoolLowWater(t *testing.T) {
+	tests := []struct {
+		max, want int64
+	}{
+		{1 << 30, 7 << 27},                   // default: segments of 64 MiB, 1/16
+		{8 << 30, 7 << 30},                   // segments capped at 64 MiB: 1/8 still applies
+		{64 << 10, 56 << 10},                 // smallest bound with segments of 1/16
+		{16 << 10, 8 << 10},                  // segments of 4 KiB: two of them
+		{6 << 10, 0},                         // less than two segments: full until empty
+		{1<<30 + 8, 1<<30 + 8 - (1<<27 + 1)}, // the eighth rounds down
+	}
+	for _, tc := range tests {
+		sp := &spool{max: tc.max, segMax: min(max(tc.max/16, minSegment), maxSegment)}
+		if got := spoolLowWater(sp); got != tc.want {
+			t.Errorf("spoolLowWater(max %d) = %d, want %d", tc.max, got, tc.want)
+		}
+	}
+}
+
+// TestInfluxReadyOutage drives the sink through outages against the fake
+// server and checks what Ready says during each and after recovery.
+func TestInfluxReadyOutage(t *testing.T) {
+	tests := []struct {
+		name      string
+		spool     bool
+		spoolMax  int64 // 0: default
+		breakDisk bool  // remove the spool directory
+		noPing    bool  // the server does not answer pings either
+		degraded  bool
+		want      string // start of Ready's message during the outage
+	}{
+		{name: "no spool", want: "not taking writes, no spool: points wait in memory"},
+		{name: "no spool, unreachable", noPing: true, want: "unreachable, no spool"},
+		{name: "spool with room", spool: true, degraded: true, want: "not taking writes, spooling "},
+		{name: "spool with room, unreachable", spool: true, noPing: true, degraded: true, want: "unreachable, spooling "},
+		{name: "spool full", spool: true, spoolMax: 16 << 10, want: "spool full, points are being dropped: "},
+		{name: "spool disk error", spool: true, breakDisk: true, want: "spool cannot be written, points are being dropped: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeInflux(t)
+			cfg := testConfig(f.srv.URL)
+			cfg.FlushInterval = 10 * time.Millisecond
+			cfg.MaxRetryInterval = 50 * time.Millisecond
+			cfg.BatchSize = 10
+			if tc.spool {
+				cfg = spoolConfig(t, f.srv.URL)
+				cfg.BatchSize = 10
+				if tc.spoolMax > 0 {
+					cfg.SpoolMaxBytes = tc.spoolMax
+				}
+			}
+			reg := prometheus.NewRegistry()
+			s := newInflux(t, cfg, reg)
+			defer s.Close(context.Background())
+			ctx := context.Background()
+			if err := s.Ready(ctx); err != nil {
+				t.Fatalf("Ready before the outage: %v", err)
+			}
+			if tc.breakDisk {
+				if err := os.RemoveAll(cfg.SpoolDir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.mu.Lock()
+			f.down, f.noPing = true, tc.noPing
+			f.mu.Unlock()
+
+			nEv, nEnv := 1, 20
+			if tc.spoolMax > 0 {
+				nEnv = 1000 // about 100 kB: six times the spool
+			}
+			s.Event(crampAt(0, detect.StateEnded))
+			for i := range nEnv {
+				s.Envelope(envelopeAt(i))
+			}
+			var err error
+			waitFor(t, "Ready to say "+tc.want, func() bool {
+				err = s.Ready(ctx)
+				return err != nil && strings.HasPrefix(err.Error(), tc.want)
+			})
+			if httpapi.IsDegraded(err) != tc.degraded {
+				t.Errorf("Ready = %q: degraded %v, want %v", err, !tc.degraded, tc.degraded)
+			}
+			// The writer has seen the outage too (with noPing Ready can
+			// tell before any write failed).
+			waitMetric(t, reg, "crampwatch_sink_errors_total", "events", 1)
+			if err := s.Ready(ctx); err == nil || httpapi.IsDegraded(err) != tc.degraded || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("Ready after a failed write = %v, want %q, degraded %v", err, tc.want, tc.degraded)
+			}
+			if tc.spool && !tc.breakDisk && tc.spoolMax == 0 {
+				// Once everything is on disk the message gives its size.
+				waitMetric(t, reg, "crampwatch_sink_spooled_points_total", "envelope", float64(nEnv))
+				n := metric(t, reg, "crampwatch_sink_spool_bytes", "")
+				if err := s.Ready(ctx); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("spooling %d bytes (", int64(n))) {
+					t.Errorf("Ready = %v, want the %v bytes of the spool", err, n)
+				}
+			}
+			if tc.spoolMax > 0 {
+				// Events evict envelope points: room for a while, but
+				// points are still lost, so it stays not ready.
+				evicted := metric(t, reg, "crampwatch_sink_spool_full_total", "envelope")
+				for range 20 {
+					s.Event(crampAt(nEv, detect.StateEnded))
+					nEv++
+				}
+				waitMetric(t, reg, "crampwatch_sink_spooled_points_total", "events", float64(nEv))
+				if metric(t, reg, "crampwatch_sink_spool_full_total", "envelope") == evicted {
+					t.Error("no envelope point evicted for events: the test does not test eviction")
+				}
+				if err := s.Ready(ctx); err == nil || httpapi.IsDegraded(err) || !strings.HasPrefix(err.Error(), tc.want) {
+					t.Errorf("Ready after an eviction = %v, want %q, not degraded", err, tc.want)
+				}
+			}
+
+			f.mu.Lock()
+			f.down, f.noPing = false, false
+			f.mu.Unlock()
+			waitMetric(t, reg, "crampwatch_sink_points_written_total", "events", float64(nEv))
+			waitFor(t, "Ready after the outage", func() bool {
+				err = s.Ready(ctx)
+				return err == nil
+			})
+		})
+	}
+}
+
+// TestInfluxSpoolLimitGauge: the bound is exported next to the spool's
+// size, and a second sink (a restart) shares the collector.
+func TestInfluxSpoolLimitGauge(t *testing.T) {
+	f := newFakeInflux(t)
+	reg := prometheus.NewRegistry()
+	for i, max := range []int64{1 << 20, 2 << 20} {
+		cfg := spoolConfig(t, f.srv.URL)
+		cfg.SpoolMaxBytes = max
+		s := newInflux(t, cfg, reg)
+		if got := metric(t, reg, "crampwatch_sink_spool_limit_bytes", ""); got != float64(max) {
+			t.Errorf("sink %d: spool_limit_bytes = %v, want %d", i, got, max)
+		}
+		if err := s.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := newInflux(t, testConfig(f.srv.URL), prometheus.NewRegistry())
+	defer s.Close(context.Background())
 }
 
 func TestInfluxSignalSwitches(t *testing.T) {

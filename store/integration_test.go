@@ -3,8 +3,11 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crampwatch/crampwatch/detect"
+	"github.com/crampwatch/crampwatch/httpapi"
 	"github.com/crampwatch/crampwatch/ingest"
 	"github.com/crampwatch/crampwatch/internal/testenv"
 	"github.com/crampwatch/crampwatch/wire"
@@ -199,6 +203,115 @@ func TestRealInfluxReady(t *testing.T) {
 	if err := s.Ready(context.Background()); err != nil {
 		t.Errorf("Ready: %v", err)
 	}
+}
+
+// TestRealInfluxReadyDuringOutage stops a real influxd under a sink with a
+// spool and checks /readyz as serve wires it (httpapi with Ready as the
+// "influxdb" check): 200 and degraded while the spool takes the points,
+// ok again once influxd is back and the spool is replayed, and no event
+// lost.
+func TestRealInfluxReadyDuringOutage(t *testing.T) {
+	srv, err := testenv.StartInfluxDB()
+	if err != nil {
+		t.Fatalf("real InfluxDB is required: %v", err)
+	}
+	defer srv.Stop()
+	const database = "readiness"
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := testenv.InfluxQL(ctx, srv.URL, "", "CREATE DATABASE "+database); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.URL, cfg.Bucket = srv.URL, database+"/autogen"
+	cfg.SpoolDir = filepath.Join(t.TempDir(), "spool")
+	cfg.FlushInterval = 20 * time.Millisecond
+	cfg.MaxRetryInterval = 200 * time.Millisecond
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	reg := prometheus.NewRegistry()
+	s := newInflux(t, cfg, reg)
+	defer s.Close(context.Background())
+	api := httpapi.New(reg, "", slog.New(slog.DiscardHandler))
+	api.AddCheck("influxdb", s.Ready)
+	readyz := func() (int, map[string]string) {
+		rec := httptest.NewRecorder()
+		api.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		var body map[string]string
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("/readyz body %q: %v", rec.Body.String(), err)
+		}
+		return rec.Code, body
+	}
+	if code, body := readyz(); code != 200 || body["influxdb"] != "ok" {
+		t.Fatalf("/readyz before the outage = %d %v", code, body)
+	}
+
+	srv.StopOnly()
+	const nEv, nEnv = 30, 300
+	for i := range nEv {
+		s.Event(crampAt(i, detect.StateEnded))
+	}
+	for i := range nEnv {
+		s.Envelope(envelopeAt(i))
+	}
+	waitMetric(t, reg, "crampwatch_sink_spooled_points_total", "events", nEv)
+	waitMetric(t, reg, "crampwatch_sink_spooled_points_total", "envelope", nEnv)
+	code, body := readyz()
+	spooled := int64(metric(t, reg, "crampwatch_sink_spool_bytes", ""))
+	want := fmt.Sprintf("degraded: unreachable, spooling %d bytes (", spooled)
+	if code != 200 || !strings.HasPrefix(body["influxdb"], want) || !strings.Contains(body["influxdb"], "% of limit): ") {
+		t.Errorf("/readyz during the outage = %d %v, want 200 and %q...", code, body, want)
+	}
+	t.Logf("/readyz during the outage: %d %v", code, body)
+
+	if err := srv.Start(); err != nil {
+		t.Fatalf("influxd start: %v", err)
+	}
+	waitFor(t, "the spool to be replayed", func() bool { return metric(t, reg, "crampwatch_sink_spool_bytes", "") == 0 })
+	waitFor(t, "/readyz ok after the outage", func() bool {
+		code, body = readyz()
+		return code == 200 && body["influxdb"] == "ok"
+	})
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, err := queryCount(ctx, srv.URL, database, "SELECT count(peak_uv) FROM events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != nEv {
+		t.Errorf("%d events in InfluxDB, want %d", n, nEv)
+	}
+}
+
+// queryCount runs an InfluxQL query returning one count.
+func queryCount(ctx context.Context, base, db, q string) (int, error) {
+	body, err := testenv.InfluxQLQuery(ctx, base, db, q)
+	if err != nil {
+		return 0, err
+	}
+	var r struct {
+		Results []struct {
+			Series []struct {
+				Values [][]any `json:"values"`
+			} `json:"series"`
+		} `json:"results"`
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.UseNumber()
+	if err := dec.Decode(&r); err != nil {
+		return 0, fmt.Errorf("%s: %w", body, err)
+	}
+	if len(r.Results) != 1 || len(r.Results[0].Series) != 1 || len(r.Results[0].Series[0].Values) != 1 ||
+		len(r.Results[0].Series[0].Values[0]) != 2 {
+		return 0, fmt.Errorf("unexpected answer %s", body)
+	}
+	num, _ := r.Results[0].Series[0].Values[0][1].(json.Number)
+	n, err := num.Int64()
+	if err != nil {
+		return 0, fmt.Errorf("unexpected answer %s: %w", body, err)
+	}
+	return int(n), nil
 }
 
 func TestRealInfluxWrongBucket(t *testing.T) {
