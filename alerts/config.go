@@ -71,10 +71,17 @@ type Config struct {
 	HADiscovery bool
 	// HADiscoveryPrefix is Home Assistant's discovery prefix. Default "homeassistant".
 	HADiscoveryPrefix string
+	// HADiscoveryRate caps the discovery configs published per second.
+	// Discovery waits in its own pending set and goes out only while no
+	// wearer message is queued; the cap also spreads a fleet start's burst
+	// of retained configs so it does not crowd the shared MQTT connection.
+	// Default 100 (1000 devices in 10 s).
+	HADiscoveryRate float64
 	// PublishTimeout bounds one MQTT publish or one record write. Default 10 s.
 	PublishTimeout time.Duration
 	// QueueSize is the length of each outbound queue (MQTT, webhook,
 	// records). A full queue drops and counts rather than block the pipeline.
+	// Home Assistant discovery configs never take a place in these queues.
 	// Default 256.
 	QueueSize int
 }
@@ -164,6 +171,7 @@ func DefaultConfig() Config {
 		NightStartHour:    18,
 		HADiscovery:       true,
 		HADiscoveryPrefix: "homeassistant",
+		HADiscoveryRate:   100,
 		PublishTimeout:    10 * time.Second,
 		QueueSize:         256,
 		Webhook: WebhookConfig{
@@ -202,6 +210,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Webhook.MaxBackoff, "webhook-max-backoff", c.Webhook.MaxBackoff, "longest wait between webhook retries")
 	fs.BoolVar(&c.HADiscovery, "ha-discovery", c.HADiscovery, "publish Home Assistant MQTT discovery for each device")
 	fs.StringVar(&c.HADiscoveryPrefix, "ha-discovery-prefix", c.HADiscoveryPrefix, "Home Assistant MQTT discovery prefix")
+	fs.Float64Var(&c.HADiscoveryRate, "ha-discovery-rate", c.HADiscoveryRate, "most Home Assistant discovery configs published per second (they always yield to alerts)")
 }
 
 // SecretFlags names the flags RegisterFlags defines whose values must never be logged.
@@ -299,6 +308,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HADiscovery && (c.HADiscoveryPrefix == "" || strings.ContainsAny(c.HADiscoveryPrefix, "+#")) {
 		bad("ha-discovery-prefix %q: must be a plain topic prefix", c.HADiscoveryPrefix)
+	}
+	if c.HADiscovery && !(c.HADiscoveryRate > 0) { // also refuses NaN
+		bad("ha-discovery-rate %v: must be positive", c.HADiscoveryRate)
 	}
 	if strings.ContainsAny(c.Prefix, "+#") {
 		bad("prefix %q: must not contain MQTT wildcards", c.Prefix)

@@ -65,10 +65,16 @@ type Engine struct {
 // outlet is one delivery channel with its own queue and goroutine, so a slow
 // webhook never delays the MQTT alert.
 type outlet struct {
-	name      string
-	q         chan Notification
-	deliver   func(context.Context, Notification) error
-	discovery bool // whether Home Assistant discovery goes here
+	name    string
+	q       chan Notification
+	deliver func(context.Context, Notification) error
+	done    chan struct{} // closed when the outlet has delivered its last message
+	// disc holds the Home Assistant discovery configs for this outlet (MQTT
+	// only), published by their own goroutine while q is empty; nil: none.
+	disc *pendingDiscovery
+	// idle gets a signal (capacity 1) whenever the outlet has delivered a
+	// message and found q empty, which wakes the discovery publisher.
+	idle chan struct{}
 }
 
 var _ pipeline.Sink = (*Engine)(nil)
@@ -96,14 +102,19 @@ func NewEngine(cfg Config, d Deps) (*Engine, error) {
 	e.runCtx, e.cancel = context.WithCancel(context.Background())
 
 	pub := d.Publisher
-	e.outlets = append(e.outlets, &outlet{
-		name: "mqtt", q: make(chan Notification, cfg.QueueSize), discovery: true,
+	mq := &outlet{
+		name: "mqtt", q: make(chan Notification, cfg.QueueSize), done: make(chan struct{}),
 		deliver: func(ctx context.Context, n Notification) error {
 			ctx, cancel := context.WithTimeout(ctx, cfg.PublishTimeout)
 			defer cancel()
 			return pub.Publish(ctx, n.Topic, n.QoS, n.Retained, n.Payload)
 		},
-	})
+	}
+	if cfg.HADiscovery {
+		mq.disc = newPendingDiscovery(e.m.discPending)
+		mq.idle = make(chan struct{}, 1)
+	}
+	e.outlets = append(e.outlets, mq)
 	notifiers := d.Notifiers
 	if cfg.Webhook.URL != "" {
 		wh, err := NewWebhook(cfg.Webhook, d.HTTPClient)
@@ -118,11 +129,15 @@ func NewEngine(cfg Config, d Deps) (*Engine, error) {
 		if i > 0 {
 			name += strconv.Itoa(i)
 		}
-		e.outlets = append(e.outlets, &outlet{name: name, q: make(chan Notification, cfg.QueueSize), deliver: nf.Notify})
+		e.outlets = append(e.outlets, &outlet{name: name, q: make(chan Notification, cfg.QueueSize), done: make(chan struct{}), deliver: nf.Notify})
 	}
 	for _, o := range e.outlets {
 		e.wg.Add(1)
 		go e.runOutlet(o)
+		if o.disc != nil {
+			e.wg.Add(1)
+			go e.runDiscovery(o)
+		}
 	}
 	if e.rec != nil {
 		e.records = make(chan effect, cfg.QueueSize)
@@ -131,7 +146,8 @@ func NewEngine(cfg Config, d Deps) (*Engine, error) {
 	}
 	e.log.Info("alert engine started", "escalate_after", cfg.EscalateAfter, "tens_after", cfg.TENSAfter,
 		"tens_preset", cfg.TENS.Preset, "cooldown", cfg.Cooldown, "max_per_hour", cfg.MaxPerHour,
-		"quiet_hours", cfg.QuietHours, "time_zone", cfg.TimeZone, "webhook", cfg.Webhook)
+		"quiet_hours", cfg.QuietHours, "time_zone", cfg.TimeZone, "webhook", cfg.Webhook,
+		"ha_discovery", cfg.HADiscovery, "ha_discovery_rate", cfg.HADiscoveryRate)
 	return e, nil
 }
 
@@ -291,14 +307,21 @@ func (e *Engine) flush() {
 }
 
 func (e *Engine) enqueueNote(n Notification) {
+	if n.Type == TypeDiscovery {
+		// Never in an outlet queue: a retained config can wait, and at a
+		// fleet start a thousand of them would crowd alerts out.
+		for _, o := range e.outlets {
+			if o.disc != nil {
+				o.disc.push(n)
+			}
+		}
+		return
+	}
 	if n.Payload == nil {
 		e.log.Error("alert message could not be encoded; not sent", "device", n.Device, "type", n.Type)
 		return
 	}
 	for _, o := range e.outlets {
-		if n.Type == TypeDiscovery && !o.discovery {
-			continue
-		}
 		select {
 		case o.q <- n:
 		default:
@@ -322,13 +345,20 @@ func (e *Engine) enqueueRecord(ef effect) {
 
 func (e *Engine) runOutlet(o *outlet) {
 	defer e.wg.Done()
+	defer close(o.done)
 	for n := range o.q {
 		if err := o.deliver(e.runCtx, n); err != nil {
 			e.m.delivery.WithLabelValues(o.name, "error").Inc()
 			e.log.Error("alert delivery failed", "channel", o.name, "device", n.Device, "type", n.Type, "id", n.ID, "err", err)
-			continue
+		} else {
+			e.m.delivery.WithLabelValues(o.name, "ok").Inc()
 		}
-		e.m.delivery.WithLabelValues(o.name, "ok").Inc()
+		if o.idle != nil && len(o.q) == 0 {
+			select {
+			case o.idle <- struct{}{}:
+			default: // a wake-up is already due
+			}
+		}
 	}
 }
 
@@ -355,8 +385,10 @@ func (e *Engine) runRecords() {
 	}
 }
 
-// Close stops taking input and delivers what is queued. If ctx ends first,
-// in-flight deliveries are cancelled and Close returns ctx's error.
+// Close stops taking input and delivers what is queued, wearer messages
+// before pending discovery configs. If ctx ends first, in-flight deliveries
+// are cancelled, pending discovery configs are dropped (and counted), and
+// Close returns ctx's error.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
 	if e.closed {

@@ -3,6 +3,7 @@ package alerts
 import (
 	"errors"
 	"flag"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -167,6 +168,9 @@ func TestConfigValidate(t *testing.T) {
 		{"webhook without secret", func(c *Config) { c.Webhook.URL = "https://example.org/hook" }, "webhook secret"},
 		{"webhook not http", func(c *Config) { c.Webhook.URL, c.Webhook.Secret = "ftp://x/y", "s" }, "webhook url"},
 		{"wildcard prefix", func(c *Config) { c.Prefix = "a/#" }, "prefix"},
+		{"zero discovery rate", func(c *Config) { c.HADiscoveryRate = 0 }, "ha-discovery-rate"},
+		{"NaN discovery rate", func(c *Config) { c.HADiscoveryRate = math.NaN() }, "ha-discovery-rate"},
+		{"no rate without discovery", func(c *Config) { c.HADiscovery, c.HADiscoveryRate = false, 0 }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()
@@ -230,13 +234,14 @@ func TestRegisterFlags(t *testing.T) {
 		"-alert-quiet-hours=23:00-06:00", "-alert-escalate-after=45s", "-alert-max-per-hour=3",
 		"-tens-preset=calf-night", "-tens-min-ma=8", "-tens-max-ma=20", "-tens-max-duration=15m",
 		"-webhook-url=https://example.org/h", "-webhook-secret=s", "-ha-discovery=false",
+		"-ha-discovery-rate=20",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.QuietHours != "23:00-06:00" || c.EscalateAfter != 45*time.Second || c.MaxPerHour != 3 ||
 		c.TENS.Preset != "calf-night" || c.TENS.MinMA != 8 || c.TENS.MaxMA != 20 || c.TENS.MaxDuration != 15*time.Minute ||
-		c.Webhook.URL != "https://example.org/h" || c.Webhook.Secret != "s" || c.HADiscovery {
+		c.Webhook.URL != "https://example.org/h" || c.Webhook.Secret != "s" || c.HADiscovery || c.HADiscoveryRate != 20 {
 		t.Errorf("flags not applied: %+v", c)
 	}
 	if err := c.Validate(); err != nil {

@@ -14,6 +14,9 @@ type Metrics struct {
 	diary      *prometheus.CounterVec
 	diaryRej   *prometheus.CounterVec
 	delivery   *prometheus.CounterVec
+	// discPending counts Home Assistant discovery configs waiting for a
+	// moment when no wearer message is queued.
+	discPending prometheus.Gauge
 }
 
 // NewMetrics creates the engine's metrics and registers them with reg.
@@ -50,9 +53,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"reason"}),
 		delivery: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crampwatch_alert_deliveries_total",
-			Help: "Outbound deliveries by channel (mqtt, webhook, record) and result (ok, error, dropped).",
+			Help: "Outbound deliveries by channel (mqtt, webhook, record, discovery) and result (ok, error, dropped).",
 		}, []string{"channel", "result"}),
+		discPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "crampwatch_alert_discovery_pending",
+			Help: "Home Assistant discovery configs waiting to be published; they go out only while no wearer message is queued.",
+		}),
 	}
-	reg.MustRegister(m.messages, m.suppressed, m.latency, m.acks, m.ackRejects, m.diary, m.diaryRej, m.delivery)
+	reg.MustRegister(m.messages, m.suppressed, m.latency, m.acks, m.ackRejects, m.diary, m.diaryRej, m.delivery, m.discPending)
 	return m
 }

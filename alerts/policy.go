@@ -21,7 +21,8 @@ const (
 type Notification struct {
 	Device string
 	// Type is alert, escalation, ended or tens_prompt (or discovery for the
-	// retained Home Assistant config, which only goes to MQTT).
+	// retained Home Assistant config, which only goes to MQTT, after the
+	// wearer's messages, and whose Payload is filled in when it is sent).
 	Type string
 	// ID is unique per message and stable across replays (alert id + "/" +
 	// type), so a receiver can drop a redelivered webhook.
@@ -155,6 +156,9 @@ func (p *policy) device(id string) *devState {
 	d := &devState{id: id, episodes: make(map[string]*episode), cramps: make(map[string]*cramp)}
 	p.devs[id] = d
 	if p.cfg.HADiscovery {
+		// No payload yet: the engine parks discovery apart from the wearer's
+		// messages and encodes the config when it publishes it, outside the
+		// engine's lock and only once it is due.
 		p.emitNote(Notification{
 			Device:   id,
 			Type:     TypeDiscovery,
@@ -162,7 +166,6 @@ func (p *policy) device(id string) *devState {
 			Topic:    DiscoveryTopic(p.cfg.HADiscoveryPrefix, id),
 			QoS:      1,
 			Retained: true,
-			Payload:  DiscoveryConfig(p.cfg.Prefix, id),
 		})
 	}
 	return d
