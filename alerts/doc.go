@@ -9,7 +9,10 @@
 // time, so a replayed or simulated night produces the same alerts as the live
 // one. All policy state sits behind one mutex; outbound messages, webhook
 // deliveries and records are queued and sent by their own goroutines so the
-// pipeline never waits for a broker, an HTTP server or a database.
+// pipeline never waits for a broker, an HTTP server or a database. Home
+// Assistant discovery configs wait in a pending set of their own and go out
+// only while no wearer message is queued, so a fleet start cannot crowd an
+// alert out of its queue.
 //
 // Safety rules the engine enforces (see docs/alerts.md):
 //   - one gentle alert per confirmed cramp, nothing for plm, movement or artifact;
