@@ -17,6 +17,9 @@ type Metrics struct {
 	// discPending counts Home Assistant discovery configs waiting for a
 	// moment when no wearer message is queued.
 	discPending prometheus.Gauge
+	// state counts devices whose alert state was saved, loaded or rejected
+	// across a restart.
+	state *prometheus.CounterVec
 }
 
 // NewMetrics creates the engine's metrics and registers them with reg.
@@ -59,7 +62,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "crampwatch_alert_discovery_pending",
 			Help: "Home Assistant discovery configs waiting to be published; they go out only while no wearer message is queued.",
 		}),
+		state: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crampwatch_alert_state_devices_total",
+			Help: "Devices whose alert state was kept across a restart, by result (saved, loaded, rejected: file unusable, device started afresh).",
+		}, []string{"result"}),
 	}
-	reg.MustRegister(m.messages, m.suppressed, m.latency, m.acks, m.ackRejects, m.diary, m.diaryRej, m.delivery, m.discPending)
+	reg.MustRegister(m.messages, m.suppressed, m.latency, m.acks, m.ackRejects, m.diary, m.diaryRej, m.delivery, m.discPending, m.state)
 	return m
 }

@@ -83,6 +83,9 @@ type devState struct {
 	epOrder    []string
 	cramps     map[string]*cramp
 	crampOrder []*cramp
+	// restoredAt is the sample clock read back by LoadState, until the
+	// device's stream resumes; zero otherwise (see resumed).
+	restoredAt time.Time
 }
 
 // episode is one alert: one or more cramps of one device that overlap in
@@ -109,6 +112,11 @@ type episode struct {
 	noted map[suppressKey]bool
 	ended bool
 	end   time.Time
+	// restored marks the episode that was active when the state was saved
+	// by the previous run; held stops its escalation because the stream
+	// resumed after a gap, so nobody knows whether the cramp went on (the
+	// pipeline ends it at the resumption).
+	restored, held bool
 }
 
 // suppressKey names one recorded suppression. It is a struct rather than a
@@ -156,19 +164,24 @@ func (p *policy) device(id string) *devState {
 	d := &devState{id: id, episodes: make(map[string]*episode), cramps: make(map[string]*cramp)}
 	p.devs[id] = d
 	if p.cfg.HADiscovery {
-		// No payload yet: the engine parks discovery apart from the wearer's
-		// messages and encodes the config when it publishes it, outside the
-		// engine's lock and only once it is due.
-		p.emitNote(Notification{
-			Device:   id,
-			Type:     TypeDiscovery,
-			ID:       id + "/" + TypeDiscovery,
-			Topic:    DiscoveryTopic(p.cfg.HADiscoveryPrefix, id),
-			QoS:      1,
-			Retained: true,
-		})
+		p.announce(id)
 	}
 	return d
+}
+
+// announce queues the device's Home Assistant discovery config. No payload
+// yet: the engine parks discovery apart from the wearer's messages and
+// encodes the config when it publishes it, outside the engine's lock and
+// only once it is due.
+func (p *policy) announce(id string) {
+	p.emitNote(Notification{
+		Device:   id,
+		Type:     TypeDiscovery,
+		ID:       id + "/" + TypeDiscovery,
+		Topic:    DiscoveryTopic(p.cfg.HADiscoveryPrefix, id),
+		QoS:      1,
+		Retained: true,
+	})
 }
 
 // tick moves the device's clock to sample time t and runs escalation. It
@@ -211,6 +224,14 @@ func (p *policy) confirmed(d *devState, ev detect.Event) {
 	id := ev.ID()
 	if _, dup := d.cramps[id]; dup {
 		return // a repeated report of a cramp already handled
+	}
+	if ep := d.active; ep != nil && ep.held {
+		// The previous run's episode was never ended: the pipeline ends a
+		// carried cramp as soon as the stream resumes after a gap, so no
+		// end means its state was lost. Retire it silently rather than let
+		// it swallow this cramp's alert as concurrent.
+		ep.ended, ep.open = true, 0
+		d.active = nil
 	}
 	c := &cramp{ev: ev, id: id}
 	p.remember(d, c)
@@ -298,11 +319,14 @@ func (p *policy) ended(d *devState, ev detect.Event) {
 
 // advance moves the clock to t and sends whatever escalation is due.
 func (p *policy) advance(d *devState, t time.Time) {
+	if !d.restoredAt.IsZero() && t.After(d.restoredAt) {
+		p.resumed(d, t)
+	}
 	if t.After(d.now) {
 		d.now = t
 	}
 	ep := d.active
-	if ep == nil || ep.stopped || ep.tensDone {
+	if ep == nil || ep.stopped || ep.tensDone || ep.held {
 		return
 	}
 	now := d.now
