@@ -2,22 +2,26 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/crampwatch/crampwatch/alerts"
 	"github.com/crampwatch/crampwatch/detect"
 	"github.com/crampwatch/crampwatch/evaluate"
 	firmwaresim "github.com/crampwatch/crampwatch/firmware-sim"
 	"github.com/crampwatch/crampwatch/internal/testenv"
 	"github.com/crampwatch/crampwatch/mqttclient"
+	"github.com/crampwatch/crampwatch/wire"
 )
 
 // outageNight is the night the outage tests simulate: half an hour with a
@@ -363,4 +367,146 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	}
 	checkCramps(t, run, sink.all())
 	t.Logf("published %d frames (%d publish errors), received %.0f (duplicates %.0f)", stats.Frames, stats.PublishErrors, f.received, f.dup)
+}
+
+// alertInbox keeps the alert messages a wearer's app would get.
+type alertInbox struct {
+	mu   sync.Mutex
+	msgs []alerts.AlertMessage
+}
+
+func (a *alertInbox) handle(_ string, payload []byte) {
+	var m alerts.AlertMessage
+	if json.Unmarshal(payload, &m) != nil {
+		return
+	}
+	a.mu.Lock()
+	a.msgs = append(a.msgs, m)
+	a.mu.Unlock()
+}
+
+// find returns the first message of type typ about a cramp of device whose
+// onset lies within 1.5 s of onset.
+func (a *alertInbox) find(device, typ string, onset time.Time) (alerts.AlertMessage, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, m := range a.msgs {
+		if m.Device == device && m.Type == typ && math.Abs(m.Onset.Sub(onset).Seconds()) < 1.5 {
+			return m, true
+		}
+	}
+	return alerts.AlertMessage{}, false
+}
+
+// TestServiceRestartKeepsAlertState stops the service in the middle of an
+// alerted cramp and starts a new one on the same state directory: the
+// wearer's ack for the alert of the first run is accepted by the second,
+// and the second run's "ended" message names the first run's alert.
+func TestServiceRestartKeepsAlertState(t *testing.T) {
+	ms, err := testenv.StartMosquitto(testenv.MosquittoOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ms.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	run := outageNight(t, ms.URL, 1)
+	tr, _ := midCramp(t, run)
+	stateDir := t.TempDir()
+	cfg := outageService(t, ms.URL, "crampwatch-alert-restart-test", stateDir)
+	device := run.DeviceID(0)
+
+	inbox := &alertInbox{}
+	wearer, err := mqttclient.Connect(ctx, mqttclient.Config{URL: ms.URL, ClientID: "alert-restart-wearer", CleanSession: true}, quietLog(),
+		mqttclient.Subscription{Filter: wire.Topic(cfg.prefix, device, wire.StreamAlert), QoS: 1, Handler: inbox.handle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wearer.Close(time.Second)
+
+	svcA, err := startService(ctx, cfg, quietLog(), newRegistry(), newConsoleSink(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := mqttclient.Connect(ctx, mqttclient.Config{URL: ms.URL, ClientID: "alert-restart-sim", CleanSession: true}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(time.Second)
+	// The night goes on only as long as the test needs it.
+	simCtx, stopSim := context.WithCancel(ctx)
+	defer stopSim()
+	go firmwaresim.Run(simCtx, run, pub)
+
+	// Stop once the wearer has the gentle alert and the stream is mid-cramp.
+	var alert alerts.AlertMessage
+	for ok := false; !ok; {
+		if alert, ok = inbox.find(device, alerts.TypeAlert, tr.Onset); !ok {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("no alert for the cramp at %s", tr.Onset.Format(time.TimeOnly))
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	if err := svcA.stop(ctx, false); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(alertStateDir(stateDir), device+".json")); err != nil {
+		t.Fatalf("no alert state saved: %v", err)
+	}
+
+	regB := newRegistry()
+	sinkB := newConsoleSink(io.Discard)
+	svcB, err := startService(ctx, cfg, quietLog(), regB, sinkB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := counterSum(t, regB, "crampwatch_alert_state_devices_total", "result", "loaded"); got != 1 {
+		t.Errorf("alert states loaded = %v, want 1", got)
+	}
+	if err := pub.Publish(ctx, wire.Topic(cfg.prefix, device, wire.StreamAck), 1, false,
+		[]byte(`{"id":"`+alert.ID+`","action":"ok"}`)); err != nil {
+		t.Fatal(err)
+	}
+	// Until the cramp has ended and the ack was taken or refused.
+	for {
+		_, ended := inbox.find(device, alerts.TypeEnded, tr.Onset)
+		answered := counterSum(t, regB, "crampwatch_alert_acks_total", "", "")+
+			counterSum(t, regB, "crampwatch_alert_acks_rejected_total", "", "") > 0
+		if answered && (ended || sinkB.caughtUp([]string{device}, tr.End.Add(30*time.Second))) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the second run never ended the cramp or took the ack (answered %v)", answered)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	stopSim()
+	if err := svcB.stop(ctx, false); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if got := counterSum(t, regB, "crampwatch_alert_acks_total", "action", "ok"); got != 1 {
+		t.Errorf("acks accepted by the second run = %v, want 1 (rejected: %v)", got,
+			counterSum(t, regB, "crampwatch_alert_acks_rejected_total", "", ""))
+	}
+	ended, ok := inbox.find(device, alerts.TypeEnded, tr.Onset)
+	if !ok {
+		t.Fatalf("no ended message for the cramp at %s", tr.Onset.Format(time.TimeOnly))
+	}
+	if ended.ID != alert.ID || ended.Acked == nil || !*ended.Acked {
+		t.Errorf("ended message names alert %q (acked %v), want %q, acked", ended.ID, ended.Acked, alert.ID)
+	}
+	inbox.mu.Lock()
+	defer inbox.mu.Unlock()
+	n := 0
+	for _, m := range inbox.msgs {
+		if m.Type == alerts.TypeAlert && !m.Onset.Before(tr.Onset.Add(-1500*time.Millisecond)) && m.Onset.Before(tr.End) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d gentle alerts for the cramp across the restart, want 1", n)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -223,6 +224,7 @@ type service struct {
 	router   *ingest.Router
 	pipe     *pipeline.Pipeline
 	api      *httpapi.Server
+	engine   *alerts.Engine // its state is saved with the detectors'
 	stateDir string
 	httpDone chan error
 	stopHTTP context.CancelFunc
@@ -293,6 +295,17 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger, reg *p
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
 	closers = append(closers, func() { engine.Close(context.Background()) })
+	svc.engine = engine
+	if cfg.stateDir != "" {
+		// Before any frame or ack: a wearer's ack for an alert of the
+		// previous run must find it, and the cap must count its messages.
+		dir := alertStateDir(cfg.stateDir)
+		n, err := engine.LoadState(dir)
+		if err != nil {
+			return nil, fmt.Errorf("alerts: %w", err)
+		}
+		log.Info("alert state loaded", "dir", dir, "devices", n)
+	}
 	sinks = append(sinks, engine)
 	sinks = append(sinks, extra...)
 	if err := mountExport(api, cfg, influx, log); err != nil {
@@ -373,6 +386,12 @@ func (s *service) stop(ctx context.Context, endStreams bool) error {
 			err = serr
 		}
 		s.log.Info("detector state saved", "dir", s.stateDir, "devices", n)
+		// The subscriber is closed and the router drained: no ack or event
+		// can change the alert state after this.
+		dir := alertStateDir(s.stateDir)
+		n, serr = s.engine.SaveState(dir)
+		err = errors.Join(err, serr)
+		s.log.Info("alert state saved", "dir", dir, "devices", n)
 	}
 	err = errors.Join(err, s.pipe.Close(ctx))
 	s.pub.Close(250 * time.Millisecond)
@@ -387,6 +406,10 @@ func (s *service) stop(ctx context.Context, endStreams bool) error {
 	s.log.Info("shutdown complete: sinks flushed")
 	return nil
 }
+
+// alertStateDir is where the alert engine keeps its state under --state-dir:
+// a subdirectory, which the pipeline's LoadState (files only) passes over.
+func alertStateDir(stateDir string) string { return filepath.Join(stateDir, "alerts") }
 
 // validPrefix reports whether p can prefix the contract's topics: non-empty,
 // no wildcards, no empty levels.
