@@ -12,7 +12,9 @@
 // pipeline never waits for a broker, an HTTP server or a database. Home
 // Assistant discovery configs wait in a pending set of their own and go out
 // only while no wearer message is queued, so a fleet start cannot crowd an
-// alert out of its queue.
+// alert out of its queue. SaveState and LoadState carry the policy state
+// (open alerts, escalation stage, the last hour's cap and cooldown history)
+// across a service restart (see state.go).
 //
 // Safety rules the engine enforces (see docs/alerts.md):
 //   - one gentle alert per confirmed cramp, nothing for plm, movement or artifact;
