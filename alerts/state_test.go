@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -448,4 +449,27 @@ func FuzzRestoreState(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkSaveState measures a graceful stop's alert state save: 100
+// devices, each in the middle of an alerted cramp (one fsynced file each).
+func BenchmarkSaveState(b *testing.B) {
+	e, err := NewEngine(testConfig(), Deps{Publisher: &fakePublisher{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	for i := range 100 {
+		ev := crampEvent("calf_left", 0)
+		ev.Device = fmt.Sprintf("dev%03d", i)
+		ev.State, ev.ConfirmedAt, ev.End = detect.StateOngoing, at(3), at(3)
+		e.Event(ev)
+		e.Health(ingest.Health{Device: ev.Device, Time: at(10)})
+	}
+	dir := b.TempDir()
+	for b.Loop() {
+		if n, err := e.SaveState(dir); err != nil || n != 100 {
+			b.Fatalf("SaveState = %d, %v", n, err)
+		}
+	}
 }
