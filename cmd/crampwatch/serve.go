@@ -129,7 +129,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.ingest.MaxDevices, "max-devices", c.ingest.MaxDevices, "most devices tracked at once; 0: default")
 	fs.DurationVar(&c.ingest.QueueWait, "queue-wait", c.ingest.QueueWait, "how long a frame waits for room in a full worker queue before it is dropped (backpressure to the broker); 0: drop at once")
 	fs.Float64Var(&c.ingest.DeviceRate, "device-rate", c.ingest.DeviceRate, "most live messages per second per device (bursts of 10 s); more are dropped as rate_limited; negative: no limit")
-	fs.StringVar(&c.stateDir, "state-dir", c.stateDir, "directory keeping each device's detector state (baselines, open cramps) across restarts; empty: none")
+	fs.StringVar(&c.stateDir, "state-dir", c.stateDir, "directory keeping each device's detector and alert state (baselines, open cramps, unacknowledged alerts, cap and cooldown) across restarts; empty: none")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", c.shutdownTimeout, "longest time to flush sinks on SIGTERM")
 	fs.StringVar(&c.pseudonymKeyFile, "pseudonym-key-file", c.pseudonymKeyFile, "key of the subject pseudonyms (HMAC-SHA256) for the export endpoints; env CRAMPWATCH_PSEUDONYM_KEY; neither: no export endpoints")
 	c.partition.register(fs)
