@@ -42,6 +42,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/crampwatch/crampwatch/detect"
 	"github.com/crampwatch/crampwatch/wire"
 )
@@ -515,22 +517,8 @@ func writeDeviceFile(dir string, st *deviceFile) error {
 	if err != nil {
 		return fmt.Errorf("state of %s: %w", st.Device, err)
 	}
-	f, err := os.CreateTemp(dir, "."+st.Device+"-*.tmp")
-	if err != nil {
-		return fmt.Errorf("state of %s: %w", st.Device, err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, st.Device+".json"))
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	// renameio writes a temporary file in dir, fsyncs it and renames it.
+	if err := renameio.WriteFile(filepath.Join(dir, st.Device+".json"), b, 0o600); err != nil {
 		return fmt.Errorf("state of %s: %w", st.Device, err)
 	}
 	return nil
