@@ -35,16 +35,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/google/renameio/v2"
-
 	"github.com/crampwatch/crampwatch/detect"
+	"github.com/crampwatch/crampwatch/internal/statedir"
 	"github.com/crampwatch/crampwatch/wire"
 )
 
@@ -386,7 +381,7 @@ func consumed(st *deviceFile) *deviceFile {
 // it after the last event and ack of this run (after the pipeline drained),
 // before or after Close. It returns the number of files written.
 func (e *Engine) SaveState(dir string) (int, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := statedir.Create(dir); err != nil {
 		return 0, fmt.Errorf("alerts: state: %w", err)
 	}
 	saved := e.now().UTC()
@@ -413,11 +408,11 @@ func (e *Engine) SaveState(dir string) (int, error) {
 		n++
 	}
 	for _, id := range empty {
-		if err := os.Remove(filepath.Join(dir, id+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := statedir.Remove(dir, id); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := statedir.Sync(dir); err != nil {
 		errs = append(errs, err)
 	}
 	e.m.state.WithLabelValues("saved").Add(float64(n))
@@ -433,10 +428,7 @@ func (e *Engine) SaveState(dir string) (int, error) {
 // (crampwatch_alert_state_devices_total{result="rejected"}) and skipped: its
 // device starts afresh. It returns the number of devices restored.
 func (e *Engine) LoadState(dir string) (int, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
+	devices, err := statedir.Devices(dir)
 	if err != nil {
 		return 0, fmt.Errorf("alerts: state: %w", err)
 	}
@@ -446,14 +438,9 @@ func (e *Engine) LoadState(dir string) (int, error) {
 		return 0, errors.New("alerts: state: engine is closed")
 	}
 	n := 0
-	for _, ent := range entries {
-		name := ent.Name()
-		device, ok := strings.CutSuffix(name, ".json")
-		if !ok || ent.IsDir() || !wire.ValidDevice(device) {
-			continue
-		}
-		path := filepath.Join(dir, name)
-		st, err := readDeviceFile(path, device)
+	for _, device := range devices {
+		path := statedir.Path(dir, device)
+		st, err := readDeviceFile(dir, device)
 		if err == nil {
 			if _, live := e.pol.devs[device]; live {
 				err = errors.New("device already has live state")
@@ -478,18 +465,10 @@ func (e *Engine) LoadState(dir string) (int, error) {
 	return n, nil
 }
 
-func readDeviceFile(path, device string) (*deviceFile, error) {
-	f, err := os.Open(path)
+func readDeviceFile(dir, device string) (*deviceFile, error) {
+	b, err := statedir.Read(dir, device, maxStateBytes)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxStateBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxStateBytes {
-		return nil, fmt.Errorf("larger than %d bytes", maxStateBytes)
 	}
 	var v struct {
 		Version int `json:"version"`
@@ -510,25 +489,11 @@ func readDeviceFile(path, device string) (*deviceFile, error) {
 	return &st, nil
 }
 
-// writeDeviceFile replaces the device's file atomically: a crash mid-write
-// leaves the old file or the new one, never half of one.
+// writeDeviceFile replaces the device's file atomically.
 func writeDeviceFile(dir string, st *deviceFile) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("state of %s: %w", st.Device, err)
 	}
-	// renameio writes a temporary file in dir, fsyncs it and renames it.
-	if err := renameio.WriteFile(filepath.Join(dir, st.Device+".json"), b, 0o600); err != nil {
-		return fmt.Errorf("state of %s: %w", st.Device, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return statedir.Write(dir, st.Device, b)
 }

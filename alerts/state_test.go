@@ -272,7 +272,7 @@ func TestEngineSaveLoadState(t *testing.T) {
 	}
 	// LoadState consumed the active episode in the file: a crash now must
 	// not leave the next run with an episode the pipeline will never end.
-	st, err := readDeviceFile(filepath.Join(dir, dev+".json"), dev)
+	st, err := readDeviceFile(dir, dev)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,14 +36,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/google/renameio/v2"
-
 	"github.com/crampwatch/crampwatch/detect"
+	"github.com/crampwatch/crampwatch/internal/statedir"
 	"github.com/crampwatch/crampwatch/wire"
 )
 
@@ -120,22 +116,14 @@ func (o openCramp) event(device string) (detect.Event, error) {
 // skipped: a restart must not fail over a detector's baselines. It returns
 // the number of devices read.
 func (p *Pipeline) LoadState(dir string) (int, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
+	devices, err := statedir.Devices(dir)
 	if err != nil {
 		return 0, fmt.Errorf("pipeline: state: %w", err)
 	}
 	n := 0
-	for _, e := range entries {
-		name := e.Name()
-		device, ok := strings.CutSuffix(name, ".json")
-		if !ok || e.IsDir() || !wire.ValidDevice(device) {
-			continue
-		}
-		path := filepath.Join(dir, name)
-		b, err := os.ReadFile(path)
+	for _, device := range devices {
+		path := statedir.Path(dir, device)
+		b, err := statedir.Read(dir, device, maxStateBytes)
 		if err != nil {
 			p.log.Warn("pipeline: state file unreadable; device starts afresh", "file", path, "err", err)
 			continue
@@ -167,7 +155,7 @@ func (p *Pipeline) LoadState(dir string) (int, error) {
 // with EndStreams first, no cramp is left open. States loaded but not
 // resumed in this run are written back unchanged.
 func (p *Pipeline) SaveState(dir string) (int, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := statedir.Create(dir); err != nil {
 		return 0, fmt.Errorf("pipeline: state: %w", err)
 	}
 	p.mu.Lock()
@@ -208,7 +196,7 @@ func (p *Pipeline) SaveState(dir string) (int, error) {
 		}
 		n++
 	}
-	if err := syncDir(dir); err != nil {
+	if err := statedir.Sync(dir); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -217,28 +205,18 @@ func (p *Pipeline) SaveState(dir string) (int, error) {
 	return n, nil
 }
 
-// writeState replaces the device's file atomically: a crash mid-write leaves
-// the old file or the new one, never half of one.
+// writeState replaces the device's file atomically.
 func writeState(dir string, st *deviceState) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("state of %s: %w", st.Device, err)
 	}
-	// renameio writes a temporary file in dir, fsyncs it and renames it.
-	if err := renameio.WriteFile(filepath.Join(dir, st.Device+".json"), b, 0o600); err != nil {
-		return fmt.Errorf("state of %s: %w", st.Device, err)
-	}
-	return nil
+	return statedir.Write(dir, st.Device, b)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+// maxStateBytes bounds a state file read at start (a device's detector
+// state is a few KiB).
+const maxStateBytes = 4 << 20
 
 // resume applies a device's saved state at the first EMG frame that starts
 // at or after the saved EMG end; t0 is that frame's start.
