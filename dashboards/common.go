@@ -32,6 +32,7 @@ const (
 	unitNone      = "none"
 	unitFromNow   = "dateTimeFromNow"
 	unitDateTime  = "dateTimeAsIso"
+	unitBytes     = "bytes"
 )
 
 // Colours of the event kinds, the same on every panel so a cramp is always

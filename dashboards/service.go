@@ -77,6 +77,10 @@ func Service() *dashboard.DashboardBuilder {
 			unitPerSecond,
 			promQL("A", `sum by (sink, measurement) (rate(crampwatch_sink_errors_total{`+sel+`}[$__rate_interval]))`, "error {{sink}} {{measurement}}"),
 			promQL("B", `sum by (sink, measurement) (rate(crampwatch_sink_dropped_total{`+sel+`}[$__rate_interval]))`, "dropped {{sink}} {{measurement}}"))).
+		WithPanel(promSeries("InfluxDB spool", "Bytes held in the on-disk spool while InfluxDB is down or catching up, and the spool's limit. /readyz says degraded while it holds data and failed once it is full; it should be empty most of the time.",
+			unitBytes,
+			promQL("A", `sum by (sink) (crampwatch_sink_spool_bytes{`+sel+`})`, "spooled {{sink}}"),
+			promQL("B", `max by (sink) (crampwatch_sink_spool_limit_bytes{`+sel+`})`, "limit {{sink}}"))).
 		WithRow(row("Alerts")).
 		WithPanel(promSeries("Alert messages", "Messages to wearers per hour by type (alert, escalation, tens_prompt, ended), and messages held back by reason (cooldown, hourly cap, quiet hours, ...).",
 			unitCount,
@@ -92,8 +96,12 @@ func Service() *dashboard.DashboardBuilder {
 			promQL("B", `sum(increase(crampwatch_diary_entries_total{`+sel+`}[1h]))`, "diary"),
 			promQL("C", `sum by (reason) (increase(crampwatch_alert_acks_rejected_total{`+sel+`}[1h]))`, "ack rejected {{reason}}"),
 			promQL("D", `sum by (reason) (increase(crampwatch_diary_rejected_total{`+sel+`}[1h]))`, "diary rejected {{reason}}"))).
-		WithPanel(promSeries("Alert deliveries", "Outbound deliveries per second by channel (mqtt, webhook, record) and result (ok, error, dropped).",
-			unitPerSecond, promQL("A", `sum by (channel, result) (rate(crampwatch_alert_deliveries_total{`+sel+`}[$__rate_interval]))`, "{{channel}} {{result}}")))
+		WithPanel(promSeries("Alert deliveries", "Outbound deliveries per second by channel (mqtt, webhook, record, discovery) and result (ok, error, dropped). mqtt dropped is a wearer message lost: it should never be above 0.",
+			unitPerSecond, promQL("A", `sum by (channel, result) (rate(crampwatch_alert_deliveries_total{`+sel+`}[$__rate_interval]))`, "{{channel}} {{result}}"))).
+		WithPanel(promSeries("Discovery backlog and saved alert state", "Home Assistant discovery configs waiting (they yield to wearer messages), and per-device alert state files saved, loaded and rejected at restarts (--state-dir). Rejected means a wearer's alert state started afresh.",
+			unitCount,
+			promQL("A", `sum(crampwatch_alert_discovery_pending{`+sel+`})`, "discovery pending"),
+			promQL("B", `sum by (result) (increase(crampwatch_alert_state_devices_total{`+sel+`}[1h]))`, "alert state {{result}}")))
 }
 
 func promStat(title, desc, expr, unit string) *stat.PanelBuilder {
