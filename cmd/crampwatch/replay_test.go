@@ -121,7 +121,7 @@ func TestReplayEDF(t *testing.T) {
 	simCSV := filepath.Join(dir, "night.csv")
 	start := time.Date(2026, 11, 27, 23, 0, 0, 0, time.UTC)
 	var out, errOut bytes.Buffer
-	if err := runSim(ctx, []string{"--csv", simCSV, "--seed", "3", "--hours", "0.2",
+	if err := runSim(ctx, []string{"--csv", simCSV, "--truth", filepath.Join(dir, "truth.jsonl"), "--seed", "3", "--hours", "0.2",
 		"--scenario", "../../firmware-sim/scenarios/cramp-heavy.yaml", "--start", start.Format(time.RFC3339)}, &out, &errOut); err != nil {
 		t.Fatalf("sim: %v\n%s", err, errOut.String())
 	}
