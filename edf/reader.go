@@ -315,6 +315,17 @@ func (er *Reader) ReadRecord(dst [][]float64) (time.Duration, error) {
 	return start, nil
 }
 
+// Annotation returns the raw bytes of annotation signal i (its TALs,
+// then zero bytes) in the record last read, for callers that read the
+// annotations themselves. The slice is valid until the next ReadRecord;
+// it is nil for an ordinary signal or before the first record.
+func (er *Reader) Annotation(i int) []byte {
+	if er.n == 0 || i < 0 || i >= len(er.Signals) || !er.Signals[i].Annotation {
+		return nil
+	}
+	return er.rec[er.offs[i] : er.offs[i]+2*er.Signals[i].Samples]
+}
+
 // recordStart returns the start of the record just read.
 func (er *Reader) recordStart() (time.Duration, error) {
 	if er.annIdx < 0 {

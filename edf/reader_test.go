@@ -301,3 +301,26 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+func TestAnnotation(t *testing.T) {
+	r, err := NewReader(bytes.NewReader(writeFile(t, testHeader(EDFPlusD, 2), 2, []time.Duration{0, 1500 * time.Millisecond})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := r.Annotation(2); b != nil {
+		t.Errorf("before the first record: %q", b)
+	}
+	dst := r.NewRecord()
+	for _, want := range []string{"+0\x14\x14\x00", "+1.5\x14\x14\x00"} {
+		if _, err := r.ReadRecord(dst); err != nil {
+			t.Fatal(err)
+		}
+		b := r.Annotation(2)
+		if len(b) != 60 || !bytes.HasPrefix(b, []byte(want)) || len(bytes.Trim(b[len(want):], "\x00")) != 0 {
+			t.Errorf("annotation bytes %q, want %q then zeros", b, want)
+		}
+		if r.Annotation(0) != nil {
+			t.Error("Annotation of an ordinary signal is not nil")
+		}
+	}
+}
