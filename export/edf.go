@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/crampwatch/crampwatch/edf"
 )
 
 // EDF+ (European Data Format, https://www.edfplus.info/specs/edfplus.html)
@@ -357,152 +359,61 @@ type EDFAnnotation struct {
 // ReadEDF reads an EDF+ file: header, signals and annotations. It checks
 // the structure as strictly as the specification asks of writers, so that
 // the round-trip tests catch a malformed file, and never panics on bad
-// input.
+// input. The header and records are parsed by package edf; ReadEDF adds
+// the annotations and the checks.
 func ReadEDF(r io.Reader) (*EDFFile, error) {
-	br := bufio.NewReader(r)
-	head := make([]byte, 256)
-	if _, err := io.ReadFull(br, head); err != nil {
-		return nil, fmt.Errorf("edf: header: %w", err)
-	}
-	field := func(off, n int) string { return strings.TrimRight(string(head[off:off+n]), " ") }
-	num := func(s, what string) (float64, error) {
-		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return 0, fmt.Errorf("edf: %s %q: not a number", what, s)
-		}
-		return v, nil
-	}
-	integer := func(s, what string) (int, error) {
-		v, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil {
-			return 0, fmt.Errorf("edf: %s %q: not an integer", what, s)
-		}
-		return v, nil
-	}
-	if field(0, 8) != "0" {
-		return nil, fmt.Errorf("edf: version %q, want 0", field(0, 8))
-	}
-	f := &EDFFile{Patient: field(8, 80), Recording: field(88, 80)}
-	start, err := time.Parse("02.01.06 15.04.05", field(168, 8)+" "+field(176, 8))
-	if err != nil {
-		return nil, fmt.Errorf("edf: start date and time: %w", err)
-	}
-	if start.Year() < 1985 { // EDF: yy 85-99 are 1985-1999, 00-84 are 2000-2084
-		start = start.AddDate(100, 0, 0)
-	}
-	switch reserved := field(192, 44); {
-	case strings.HasPrefix(reserved, "EDF+C"):
-		f.Continuous = true
-	case strings.HasPrefix(reserved, "EDF+D"):
-	default:
-		return nil, fmt.Errorf("edf: reserved field %q: not EDF+C or EDF+D", reserved)
-	}
-	hdrBytes, err := integer(field(184, 8), "header size")
+	cr := &countingReader{r: r}
+	er, err := edf.NewReader(cr)
 	if err != nil {
 		return nil, err
 	}
-	nrec, err := integer(field(236, 8), "number of records")
-	if err != nil {
-		return nil, err
+	if er.Format != edf.EDFPlusC && er.Format != edf.EDFPlusD {
+		return nil, errors.New("edf: reserved field: not EDF+C or EDF+D")
 	}
-	dur, err := num(field(244, 8), "record duration")
-	if err != nil {
-		return nil, err
+	if er.Records < 0 || er.Records > 1<<24 {
+		return nil, fmt.Errorf("edf: %d data records", er.Records)
 	}
-	if dur < 0 || dur > 1e6 {
-		return nil, fmt.Errorf("edf: record duration %v s", dur)
-	}
-	f.RecordDur = time.Duration(math.Round(dur*1e6)) * time.Microsecond
-	ns, err := integer(field(252, 4), "number of signals")
-	if err != nil {
-		return nil, err
-	}
-	if ns < 1 || ns > 4096 || hdrBytes != 256*(ns+1) {
-		return nil, fmt.Errorf("edf: %d signals with a header of %d bytes", ns, hdrBytes)
-	}
-	if nrec < 0 || nrec > 1<<24 {
-		return nil, fmt.Errorf("edf: %d data records", nrec)
-	}
-	sh := make([]byte, 256*ns)
-	if _, err := io.ReadFull(br, sh); err != nil {
-		return nil, fmt.Errorf("edf: signal headers: %w", err)
-	}
-	off := 0
-	col := func(n int) []string {
-		out := make([]string, ns)
-		for i := range out {
-			out[i] = strings.TrimRight(string(sh[off+i*n:off+(i+1)*n]), " ")
-		}
-		off += ns * n
-		return out
-	}
-	labels, _, dims, pmins, pmaxs, dmins, dmaxs, _, nsamps := col(16), col(80), col(8), col(8), col(8), col(8), col(8), col(80), col(8)
-	annIdx := -1
-	sigs := make([]EDFSignal, ns)
-	recBytes := 0
-	for i := range sigs {
-		s := &sigs[i]
-		s.Label, s.Dimension = labels[i], dims[i]
-		if s.PhysMin, err = num(pmins[i], "physical minimum"); err != nil {
-			return nil, err
-		}
-		if s.PhysMax, err = num(pmaxs[i], "physical maximum"); err != nil {
-			return nil, err
-		}
-		if s.DigMin, err = integer(dmins[i], "digital minimum"); err != nil {
-			return nil, err
-		}
-		if s.DigMax, err = integer(dmaxs[i], "digital maximum"); err != nil {
-			return nil, err
-		}
-		if s.Samples, err = integer(nsamps[i], "samples per record"); err != nil {
-			return nil, err
-		}
-		if s.Samples < 1 || s.Samples > 1<<20 || s.DigMin < -32768 || s.DigMax > 32767 || s.DigMax <= s.DigMin || s.PhysMax == s.PhysMin {
-			return nil, fmt.Errorf("edf: signal %q: bad header", s.Label)
-		}
+	f := &EDFFile{Patient: er.Patient, Recording: er.Recording, Start: er.Start,
+		Continuous: er.Format == edf.EDFPlusC, RecordDur: er.RecordDuration}
+	annIdx, recBytes := -1, 0
+	for i, s := range er.Signals {
 		recBytes += 2 * s.Samples
-		if s.Label == edfAnnotationLabel {
-			if annIdx >= 0 {
-				continue // further annotation signals: read as annotations too
+		if s.Annotation {
+			if annIdx < 0 {
+				annIdx = i
 			}
-			annIdx = i
+			continue
 		}
+		f.Signals = append(f.Signals, EDFSignal{Label: s.Label, Dimension: s.Dimension, PhysMin: s.PhysMin, PhysMax: s.PhysMax,
+			DigMin: s.DigMin, DigMax: s.DigMax, Samples: s.Samples,
+			// Preallocate what the header announces, within reason: a
+			// hostile header must not make us allocate gigabytes.
+			Values: make([]float64, 0, min(er.Records*s.Samples, 1<<20))})
 	}
 	if annIdx < 0 {
 		return nil, errors.New("edf: no EDF Annotations signal: not EDF+")
 	}
-	for i := range sigs {
-		if sigs[i].Label != edfAnnotationLabel {
-			// Preallocate what the header announces, within reason: a
-			// hostile header must not make us allocate gigabytes.
-			sigs[i].Values = make([]float64, 0, min(nrec*sigs[i].Samples, 1<<20))
+	dst := er.NewRecord()
+	for rec := 0; ; rec++ {
+		if _, err := er.ReadRecord(dst); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, err
 		}
-	}
-	rec := make([]byte, recBytes)
-	for r := 0; r < nrec; r++ {
-		if _, err := io.ReadFull(br, rec); err != nil {
-			return nil, fmt.Errorf("edf: record %d: %w", r, err)
-		}
-		off := 0
-		for i := range sigs {
-			s := &sigs[i]
-			data := rec[off : off+2*s.Samples]
-			off += 2 * s.Samples
-			if s.Label != edfAnnotationLabel {
-				for j := 0; j < s.Samples; j++ {
-					d := int16(binary.LittleEndian.Uint16(data[2*j:]))
-					s.Values = append(s.Values, s.PhysMin+(float64(d)-float64(s.DigMin))*(s.PhysMax-s.PhysMin)/float64(s.DigMax-s.DigMin))
-				}
+		k := 0
+		for i, s := range er.Signals {
+			if !s.Annotation {
+				f.Signals[k].Values = append(f.Signals[k].Values, dst[i]...)
+				k++
 				continue
 			}
-			tals, err := parseTALs(data)
+			tals, err := parseTALs(er.Annotation(i))
 			if err != nil {
-				return nil, fmt.Errorf("edf: record %d: %w", r, err)
+				return nil, fmt.Errorf("edf: record %d: %w", rec, err)
 			}
 			if i == annIdx {
 				if len(tals) == 0 || tals[0].Text != "" || tals[0].HasDuration {
-					return nil, fmt.Errorf("edf: record %d: no time-keeping TAL first", r)
+					return nil, fmt.Errorf("edf: record %d: no time-keeping TAL first", rec)
 				}
 				f.Records = append(f.Records, tals[0].Onset)
 				tals = tals[1:]
@@ -510,14 +421,13 @@ func ReadEDF(r io.Reader) (*EDFFile, error) {
 			f.Annotations = append(f.Annotations, tals...)
 		}
 	}
-	if _, err := br.ReadByte(); err != io.EOF {
-		return nil, errors.New("edf: data after the last record")
+	// The reader stops at the records the header announces: anything
+	// after them is a malformed file.
+	if _, err := io.Copy(io.Discard, cr); err != nil {
+		return nil, fmt.Errorf("edf: %w", err)
 	}
-	f.Start = start.UTC()
-	for i := range sigs {
-		if sigs[i].Label != edfAnnotationLabel {
-			f.Signals = append(f.Signals, sigs[i])
-		}
+	if want := int64(256*(len(er.Signals)+1)) + int64(er.Records)*int64(recBytes); cr.n != want {
+		return nil, errors.New("edf: data after the last record")
 	}
 	if f.Continuous {
 		for i, at := range f.Records {
@@ -525,14 +435,20 @@ func ReadEDF(r io.Reader) (*EDFFile, error) {
 				return nil, fmt.Errorf("edf: EDF+C record %d starts at %v, want %v", i, at-f.Records[0], want)
 			}
 		}
-	} else {
-		for i := 1; i < len(f.Records); i++ {
-			if f.Records[i] < f.Records[i-1]+f.RecordDur {
-				return nil, fmt.Errorf("edf: EDF+D record %d starts at %v, before the end of record %d", i, f.Records[i], i-1)
-			}
-		}
 	}
 	return f, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // parseTALs parses the TALs of one record's annotation signal; the unused
