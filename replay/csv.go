@@ -1,7 +1,7 @@
-// Package replay reads recorded EMG from CSV files into wire contract
-// frames, so researchers can run the production detection pipeline over
-// their own recordings. It streams: memory does not grow with the length
-// of the recording.
+// Package replay reads recorded EMG from CSV and EDF/EDF+ files into wire
+// contract frames, so researchers can run the production detection
+// pipeline over their own recordings. It streams: memory does not grow
+// with the length of the recording.
 package replay
 
 import (
