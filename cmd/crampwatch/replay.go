@@ -63,33 +63,28 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var startAt time.Time
+	if start != "" {
+		t, err := time.Parse(time.RFC3339Nano, start)
+		if err != nil {
+			return fmt.Errorf("--start: %w", err)
+		}
+		startAt = t
+	}
+	if !wire.ValidDevice(device) {
+		return fmt.Errorf("--device %q: want [A-Za-z0-9_-]{1,64}", device)
+	}
 	switch format {
 	case "csv":
 		if len(labels) > 0 {
 			return errors.New("--channel is for EDF files; CSV headers name the channels")
 		}
 	case "edf":
-		return replayEDF(ctx, fs.Arg(0), labels, unit, set["unit"], start, device, set["rate"], stdout, stderr)
+		if set["rate"] {
+			return errors.New("--rate is for CSV files: an EDF header gives the rate")
+		}
 	default:
 		return fmt.Errorf("--format %q: want csv or edf", format)
-	}
-	switch unit {
-	case "uV":
-		opt.Unit = wire.Microvolt
-	case "mV":
-		opt.Unit = wire.Millivolt
-	default:
-		return fmt.Errorf("--unit %q: want uV or mV", unit)
-	}
-	if start != "" {
-		t, err := time.Parse(time.RFC3339Nano, start)
-		if err != nil {
-			return fmt.Errorf("--start: %w", err)
-		}
-		opt.Start = t
-	}
-	if !wire.ValidDevice(device) {
-		return fmt.Errorf("--device %q: want [A-Za-z0-9_-]{1,64}", device)
 	}
 	in := io.Reader(os.Stdin)
 	if name := fs.Arg(0); name != "-" {
@@ -100,6 +95,18 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer f.Close()
 		in = f
 	}
+	if format == "edf" {
+		return replayEDF(ctx, in, labels, unit, set["unit"], startAt, device, stdout, stderr)
+	}
+	switch unit {
+	case "uV":
+		opt.Unit = wire.Microvolt
+	case "mV":
+		opt.Unit = wire.Millivolt
+	default:
+		return fmt.Errorf("--unit %q: want uV or mV", unit)
+	}
+	opt.Start = startAt
 	// Bad rows are skipped and reported, so one corrupt line does not
 	// throw away a night; --strict makes the first one fatal.
 	var badRows int
@@ -142,11 +149,8 @@ func detectEvents(ctx context.Context, r frameSource, device string, stdout io.W
 // replayEDF replays an EDF or EDF+ file: its signals are mapped to
 // channels by label (or by --channel), and units come from the header
 // unless --unit says otherwise.
-func replayEDF(ctx context.Context, name string, labels labelFlag, unit string, unitSet bool, start, device string, rateSet bool, stdout, stderr io.Writer) error {
-	if rateSet {
-		return errors.New("--rate is for CSV files: an EDF header gives the rate")
-	}
-	opt := replay.EDFOptions{Labels: labels}
+func replayEDF(ctx context.Context, in io.Reader, labels labelFlag, unit string, unitSet bool, start time.Time, device string, stdout, stderr io.Writer) error {
+	opt := replay.EDFOptions{Labels: labels, Start: start}
 	if unitSet {
 		switch unit {
 		case "uV", "µV":
@@ -158,25 +162,6 @@ func replayEDF(ctx context.Context, name string, labels labelFlag, unit string, 
 		default:
 			return fmt.Errorf("--unit %q: want uV, mV or V", unit)
 		}
-	}
-	if start != "" {
-		t, err := time.Parse(time.RFC3339Nano, start)
-		if err != nil {
-			return fmt.Errorf("--start: %w", err)
-		}
-		opt.Start = t
-	}
-	if !wire.ValidDevice(device) {
-		return fmt.Errorf("--device %q: want [A-Za-z0-9_-]{1,64}", device)
-	}
-	in := io.Reader(os.Stdin)
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		in = f
 	}
 	r, err := replay.NewEDFReader(in, opt)
 	if err != nil {
