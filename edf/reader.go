@@ -1,6 +1,7 @@
-// Package edf reads (and, for tests and conversions, writes) EDF and EDF+
-// files, the European Data Format that sleep labs and polysomnography
-// tools use for overnight recordings (https://www.edfplus.info).
+// Package edf reads and writes EDF and EDF+ files, the European Data
+// Format that sleep labs and polysomnography tools use for overnight
+// recordings (https://www.edfplus.info). The writer serves the research
+// export, conversions and tests.
 //
 // The reader streams: it parses the header, then hands out one data record
 // at a time into memory the caller owns, so an 8-hour recording is read
