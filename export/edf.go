@@ -1,13 +1,10 @@
 package export
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -22,10 +19,9 @@ import (
 // live in a signal labelled "EDF Annotations" as TALs (time-stamped
 // annotation lists): "+onset\x15duration\x14text\x14\x00", onset in seconds
 // from the start of the file. The first TAL of every record is its
-// time-keeping TAL, "+start\x14\x14\x00".
-
-// edfAnnotationLabel labels the annotation signal.
-const edfAnnotationLabel = "EDF Annotations"
+// time-keeping TAL, "+start\x14\x14\x00". Package edf encodes and parses
+// the files; this file maps the export's records and events onto it and
+// checks what the round-trip tests need.
 
 // edfSignal describes one ordinary signal.
 type edfSignal struct {
@@ -39,13 +35,6 @@ type edfSignal struct {
 	Samples    int // samples per data record
 }
 
-// digital converts a physical value to the signal's digital value,
-// clipping to the digital range.
-func (s *edfSignal) digital(v float64) int16 {
-	d := math.Round(float64(s.DigMin) + (v-s.PhysMin)*float64(s.DigMax-s.DigMin)/(s.PhysMax-s.PhysMin))
-	return int16(min(max(d, float64(s.DigMin)), float64(s.DigMax)))
-}
-
 // edfHeader is what an EDF+ file says about itself.
 type edfHeader struct {
 	Patient   string // EDF+ patient field: "code sex birthdate name"
@@ -54,7 +43,6 @@ type edfHeader struct {
 	// Continuous is true for EDF+C (records follow each other without
 	// gaps), false for EDF+D (each record says when it starts).
 	Continuous bool
-	Records    int           // number of data records
 	RecordDur  time.Duration // duration of one record
 	Signals    []edfSignal   // ordinary signals
 	AnnSamples int           // samples (2 bytes each) of the annotation signal per record
@@ -68,15 +56,23 @@ type edfAnnotation struct {
 	Text     string
 }
 
-// edfWriter writes an EDF+ file record by record. The number of records is
-// unknown until the end, so the header says -1 ("still being recorded", as
-// the specification allows) until Close seeks back and patches it.
+// tal is a as package edf writes it.
+func (a edfAnnotation) tal() edf.Annotation {
+	return edf.Annotation{Onset: a.Onset, Duration: max(a.Duration, 0), HasDuration: a.Duration >= 0, Text: a.Text}
+}
+
+// talLen returns the length of a's TAL.
+func talLen(a edfAnnotation) int { return a.tal().Size() }
+
+// edfWriter adapts edf.Writer to the export's EDF+ files: the ordinary
+// signals, then one annotation signal last, as EDF+ readers expect. The
+// number of records is unknown until the end, so the header says -1
+// ("still being recorded", as the specification allows) until Close seeks
+// back and patches it.
 type edfWriter struct {
-	w    io.WriteSeeker
-	bw   *bufio.Writer
-	h    edfHeader
-	rec  []byte // one data record
-	nrec int
+	w       *edf.Writer
+	samples [][]float64      // one record's signals, the annotation signal's nil
+	tals    []edf.Annotation // one record's annotations
 }
 
 // newEDFWriter writes the header of h (with an unknown number of records).
@@ -84,174 +80,24 @@ func newEDFWriter(w io.WriteSeeker, h edfHeader) (*edfWriter, error) {
 	if h.AnnSamples <= 0 {
 		return nil, errors.New("edf: no room for annotations")
 	}
+	eh := edf.Header{Format: edf.EDFPlusD, Patient: h.Patient, Recording: h.Recording, Start: h.Start,
+		Records: -1, RecordDuration: h.RecordDur}
+	if h.Continuous {
+		eh.Format = edf.EDFPlusC
+	}
 	for _, s := range h.Signals {
-		if s.PhysMax <= s.PhysMin || s.DigMax <= s.DigMin || s.Samples <= 0 {
+		if s.PhysMax <= s.PhysMin {
 			return nil, fmt.Errorf("edf: signal %q: bad ranges", s.Label)
 		}
+		eh.Signals = append(eh.Signals, edf.Signal{Label: s.Label, Transducer: s.Transducer, Dimension: s.Dimension,
+			PhysMin: s.PhysMin, PhysMax: s.PhysMax, DigMin: s.DigMin, DigMax: s.DigMax, Samples: s.Samples})
 	}
-	ew := &edfWriter{w: w, bw: bufio.NewWriterSize(w, 64<<10), h: h}
-	size := 2 * h.AnnSamples
-	for _, s := range h.Signals {
-		size += 2 * s.Samples
+	eh.Signals = append(eh.Signals, edf.Signal{Annotation: true, Samples: h.AnnSamples})
+	ew, err := edf.NewWriter(w, eh)
+	if err != nil {
+		return nil, err
 	}
-	ew.rec = make([]byte, size)
-	if _, err := ew.bw.Write(encodeEDFHeader(&h, -1)); err != nil {
-		return nil, fmt.Errorf("edf: %w", err)
-	}
-	return ew, nil
-}
-
-// edfField writes s left-aligned in a field of n bytes, padded with spaces.
-// EDF headers are printable US-ASCII: anything else becomes '_'.
-func edfField(b *bytes.Buffer, s string, n int) {
-	out := make([]byte, n)
-	for i := range out {
-		out[i] = ' '
-	}
-	j := 0
-	for i := 0; i < len(s) && j < n; i++ {
-		c := s[i]
-		if c < 32 || c > 126 {
-			c = '_'
-		}
-		out[j] = c
-		j++
-	}
-	b.Write(out)
-}
-
-// edfNumber formats a number for an 8-byte header field: as many decimals
-// as fit.
-func edfNumber(v float64) string {
-	for prec := 6; prec >= 0; prec-- {
-		s := strconv.FormatFloat(v, 'f', prec, 64)
-		if strings.Contains(s, ".") {
-			s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
-		}
-		if len(s) <= 8 {
-			return s
-		}
-	}
-	return strconv.FormatFloat(v, 'f', 0, 64)
-}
-
-func encodeEDFHeader(h *edfHeader, records int) []byte {
-	ns := len(h.Signals) + 1
-	var b bytes.Buffer
-	start := h.Start.UTC()
-	edfField(&b, "0", 8)
-	edfField(&b, h.Patient, 80)
-	edfField(&b, h.Recording, 80)
-	edfField(&b, start.Format("02.01.06"), 8)
-	edfField(&b, start.Format("15.04.05"), 8)
-	edfField(&b, strconv.Itoa(256*(ns+1)), 8)
-	if h.Continuous {
-		edfField(&b, "EDF+C", 44)
-	} else {
-		edfField(&b, "EDF+D", 44)
-	}
-	edfField(&b, strconv.Itoa(records), 8)
-	edfField(&b, edfNumber(h.RecordDur.Seconds()), 8)
-	edfField(&b, strconv.Itoa(ns), 4)
-	sig := func(f func(s *edfSignal, ann bool) string, n int) {
-		for i := range h.Signals {
-			edfField(&b, f(&h.Signals[i], false), n)
-		}
-		edfField(&b, f(nil, true), n)
-	}
-	sig(func(s *edfSignal, ann bool) string {
-		if ann {
-			return edfAnnotationLabel
-		}
-		return s.Label
-	}, 16)
-	sig(func(s *edfSignal, ann bool) string {
-		if ann {
-			return ""
-		}
-		return s.Transducer
-	}, 80)
-	sig(func(s *edfSignal, ann bool) string {
-		if ann {
-			return ""
-		}
-		return s.Dimension
-	}, 8)
-	sig(func(s *edfSignal, ann bool) string {
-		if ann {
-			return "-1"
-		}
-		return edfNumber(s.PhysMin)
-	}, 8)
-	sig(func(s *edfSignal, ann bool) string {
-		if ann {
-			return "1"
-		}
-		return edfNumber(s.PhysMax)
-	}, 8)
-	sig(func(s *edfSignal, ann bool) string {
-		if ann {
-			return "-32768"
-		}
-		return strconv.Itoa(s.DigMin)
-	}, 8)
-	sig(func(s *edfSignal, ann bool) string {
-		if ann {
-			return "32767"
-		}
-		return strconv.Itoa(s.DigMax)
-	}, 8)
-	sig(func(*edfSignal, bool) string { return "" }, 80)
-	sig(func(s *edfSignal, ann bool) string {
-		if ann {
-			return strconv.Itoa(h.AnnSamples)
-		}
-		return strconv.Itoa(s.Samples)
-	}, 8)
-	sig(func(*edfSignal, bool) string { return "" }, 32)
-	return b.Bytes()
-}
-
-// appendEDFSeconds appends d in seconds with up to microsecond precision,
-// without trailing zeros, as TAL onsets and durations are written.
-func appendEDFSeconds(b []byte, d time.Duration) []byte {
-	us := d.Microseconds()
-	if us < 0 {
-		b = append(b, '-')
-		us = -us
-	}
-	b = strconv.AppendInt(b, us/1e6, 10)
-	if frac := us % 1e6; frac != 0 {
-		s := strconv.AppendInt(nil, 1e6+frac, 10)[1:] // six digits
-		b = append(b, '.')
-		b = append(b, bytes.TrimRight(s, "0")...)
-	}
-	return b
-}
-
-// appendTAL appends one TAL.
-func appendTAL(b []byte, a edfAnnotation) []byte {
-	if a.Onset >= 0 {
-		b = append(b, '+')
-	}
-	b = appendEDFSeconds(b, a.Onset)
-	if a.Duration >= 0 {
-		b = append(b, 0x15)
-		b = appendEDFSeconds(b, a.Duration)
-	}
-	b = append(b, 0x14)
-	b = append(b, edfText(a.Text)...)
-	return append(b, 0x14, 0)
-}
-
-// edfText keeps annotation texts free of the TAL separators.
-func edfText(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 32 {
-			return ' '
-		}
-		return r
-	}, s)
+	return &edfWriter{w: ew, samples: make([][]float64, len(eh.Signals))}, nil
 }
 
 // writeRecord writes one data record: the record's start (for its
@@ -259,66 +105,26 @@ func edfText(s string) string {
 // len(samples[i]) == Signals[i].Samples), and the TALs that go in it.
 // It fails if the TALs do not fit in the annotation signal.
 func (ew *edfWriter) writeRecord(start time.Duration, samples [][]float64, tals []edfAnnotation) error {
-	if len(samples) != len(ew.h.Signals) {
-		return fmt.Errorf("edf: %d signals in a record, want %d", len(samples), len(ew.h.Signals))
+	if len(samples) != len(ew.samples)-1 {
+		return fmt.Errorf("edf: %d signals in a record, want %d", len(samples), len(ew.samples)-1)
 	}
-	off := 0
-	for i := range ew.h.Signals {
-		s := &ew.h.Signals[i]
-		if len(samples[i]) != s.Samples {
-			return fmt.Errorf("edf: signal %q: %d samples in a record, want %d", s.Label, len(samples[i]), s.Samples)
-		}
-		for _, v := range samples[i] {
-			binary.LittleEndian.PutUint16(ew.rec[off:], uint16(s.digital(v)))
-			off += 2
-		}
-	}
-	ann := ew.rec[off:off]
-	ann = appendTAL(ann, edfAnnotation{Onset: start, Duration: -1})
+	copy(ew.samples, samples)
+	ew.tals = ew.tals[:0]
 	for _, a := range tals {
-		ann = appendTAL(ann, a)
+		ew.tals = append(ew.tals, a.tal())
 	}
-	if len(ann) > 2*ew.h.AnnSamples {
-		return fmt.Errorf("edf: %d bytes of annotations do not fit in a record (%d)", len(ann), 2*ew.h.AnnSamples)
-	}
-	clear(ew.rec[off+len(ann):])
-	if _, err := ew.bw.Write(ew.rec); err != nil {
-		return fmt.Errorf("edf: %w", err)
-	}
-	ew.nrec++
-	return nil
-}
-
-// talLen returns the length of a's TAL.
-func talLen(a edfAnnotation) int {
-	var b [256]byte
-	return len(appendTAL(b[:0], a))
+	return ew.w.WriteRecord(start, ew.samples, ew.tals...)
 }
 
 // fits reports whether TALs of n bytes fit in a record starting at start,
 // after its time-keeping TAL.
 func (ew *edfWriter) fits(start time.Duration, n int) bool {
-	return talLen(edfAnnotation{Onset: start, Duration: -1})+n <= 2*ew.h.AnnSamples
+	return n <= ew.w.AnnotationRoom(start)
 }
 
 // Close flushes the records and patches the number of records into the
 // header. It does not close the underlying file.
-func (ew *edfWriter) Close() error {
-	if err := ew.bw.Flush(); err != nil {
-		return fmt.Errorf("edf: %w", err)
-	}
-	// The field "number of data records" starts at byte 236.
-	var f bytes.Buffer
-	edfField(&f, strconv.Itoa(ew.nrec), 8)
-	if _, err := ew.w.Seek(236, io.SeekStart); err != nil {
-		return fmt.Errorf("edf: %w", err)
-	}
-	if _, err := ew.w.Write(f.Bytes()); err != nil {
-		return fmt.Errorf("edf: %w", err)
-	}
-	_, err := ew.w.Seek(0, io.SeekEnd)
-	return err
-}
+func (ew *edfWriter) Close() error { return ew.w.Close() }
 
 // EDFFile is an EDF+ file read by ReadEDF.
 type EDFFile struct {

@@ -173,3 +173,41 @@ func FuzzReadEDF(f *testing.F) {
 		}
 	})
 }
+
+// TestEDFAnnotationDuration: a negative duration means none; 0 is written.
+func TestEDFAnnotationDuration(t *testing.T) {
+	var buf seekBuffer
+	w, err := newEDFWriter(&buf, edfHeader{Start: time.Unix(0, 0), Continuous: true, AnnSamples: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := []edfAnnotation{{Onset: time.Second, Duration: -1, Text: "none"}, {Onset: 2 * time.Second, Text: "zero"},
+		{Onset: 3 * time.Second, Duration: 2500 * time.Millisecond, Text: "some"}}
+	n := 0
+	for _, a := range in {
+		n += talLen(a)
+	}
+	if !w.fits(0, n) || w.fits(0, 128) {
+		t.Fatalf("fits: %d bytes of TALs in a record of 128", n)
+	}
+	if err := w.writeRecord(0, nil, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := ReadEDF(bytes.NewReader(buf.b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []EDFAnnotation{{Onset: time.Second, Text: "none"}, {Onset: 2 * time.Second, HasDuration: true, Text: "zero"},
+		{Onset: 3 * time.Second, Duration: 2500 * time.Millisecond, HasDuration: true, Text: "some"}}
+	if len(f.Annotations) != len(want) || len(f.Records) != 1 {
+		t.Fatalf("read %+v", f)
+	}
+	for i := range want {
+		if f.Annotations[i] != want[i] {
+			t.Errorf("annotation %d = %+v, want %+v", i, f.Annotations[i], want[i])
+		}
+	}
+}
