@@ -343,3 +343,24 @@ func TestWriterDigital(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkWriteRecord(b *testing.B) {
+	h := testHeader(EDFPlusD, -1)
+	w, err := NewWriter(io.Discard, h)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := [][]float64{make([]float64, 1000), make([]float64, 500), nil}
+	for i, s := range rec[:2] {
+		for j := range s {
+			s[j] = sample(i, 0, j)
+		}
+	}
+	anns := []Annotation{{Onset: time.Second, Duration: time.Second, HasDuration: true, Text: "cramp calf_left"}}
+	b.SetBytes(int64(2 * (1000 + 500 + 30)))
+	for b.Loop() {
+		if err := w.WriteRecord(time.Second, rec, anns...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
