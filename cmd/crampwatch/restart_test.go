@@ -83,6 +83,25 @@ func waitSample(ctx context.Context, t *testing.T, c *consoleSink, device string
 	waitDevices(ctx, t, c, []string{device}, at)
 }
 
+// startSimulator connects a publisher with cfg and publishes run through it
+// in the background. The channel yields Run's error; once it has, stats
+// holds Run's figures. The caller closes the publisher.
+func startSimulator(ctx context.Context, t *testing.T, cfg mqttclient.Config, run firmwaresim.RunConfig) (*mqttclient.Client, *firmwaresim.Stats, <-chan error) {
+	t.Helper()
+	pub, err := mqttclient.Connect(ctx, cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := new(firmwaresim.Stats)
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		*stats, err = firmwaresim.Run(ctx, run, pub)
+		done <- err
+	}()
+	return pub, stats, done
+}
+
 // waitNightEnd waits until the sink has seen every device of run reach
 // the end of its night (less 2 s: the last frames may be lost on purpose).
 func waitNightEnd(ctx context.Context, t *testing.T, c *consoleSink, run firmwaresim.RunConfig) {
@@ -241,18 +260,8 @@ func TestServiceRestartMidCramp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := mqttclient.Connect(ctx, mqttclient.Config{URL: ms.URL, ClientID: "restart-sim", CleanSession: true}, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, stats, simDone := startSimulator(ctx, t, mqttclient.Config{URL: ms.URL, ClientID: "restart-sim", CleanSession: true}, run)
 	defer pub.Close(time.Second)
-	simDone := make(chan error, 1)
-	var stats firmwaresim.Stats
-	go func() {
-		var err error
-		stats, err = firmwaresim.Run(ctx, run, pub)
-		simDone <- err
-	}()
 
 	waitSample(ctx, t, sinkA, tr.Device, stopAt)
 	if err := svcA.stop(ctx, false); err != nil {
@@ -320,18 +329,8 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := mqttclient.Connect(ctx, mqttclient.Config{URL: ms.URL, ClientID: "outage-sim", MaxReconnectInterval: time.Second}, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, stats, simDone := startSimulator(ctx, t, mqttclient.Config{URL: ms.URL, ClientID: "outage-sim", MaxReconnectInterval: time.Second}, run)
 	defer pub.Close(time.Second)
-	simDone := make(chan error, 1)
-	var stats firmwaresim.Stats
-	go func() {
-		var err error
-		stats, err = firmwaresim.Run(ctx, run, pub)
-		simDone <- err
-	}()
 
 	// The sample time the service had seen is the middle of the cramp: the
 	// broker goes away for two seconds, three minutes of sample time.
