@@ -9,31 +9,22 @@ import (
 	"time"
 )
 
-// seekBuffer is an in-memory io.WriteSeeker.
-type seekBuffer struct {
-	b   []byte
-	off int
-}
-
-func (s *seekBuffer) Write(p []byte) (int, error) {
-	if need := s.off + len(p); need > len(s.b) {
-		s.b = append(s.b, make([]byte, need-len(s.b))...)
+// edfTemp opens a temporary file to write an EDF into: the writer patches
+// the record count, so it wants an io.WriteSeeker. contents reads it back.
+func edfTemp(tb testing.TB) (*os.File, func() []byte) {
+	tb.Helper()
+	f, err := os.CreateTemp(tb.TempDir(), "*.edf")
+	if err != nil {
+		tb.Fatal(err)
 	}
-	copy(s.b[s.off:], p)
-	s.off += len(p)
-	return len(p), nil
-}
-
-func (s *seekBuffer) Seek(off int64, whence int) (int64, error) {
-	switch whence {
-	case 0:
-		s.off = int(off)
-	case 1:
-		s.off += int(off)
-	case 2:
-		s.off = len(s.b) + int(off)
+	tb.Cleanup(func() { f.Close() })
+	return f, func() []byte {
+		b, err := os.ReadFile(f.Name())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return b
 	}
-	return int64(s.off), nil
 }
 
 func TestEDFRoundTrip(t *testing.T) {
@@ -51,8 +42,8 @@ func TestEDFRoundTrip(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.h.Patient, tc.h.Recording = "sub-abc X X X", "Startdate 14-JAN-2025 X X crampwatch"
-			var buf seekBuffer
-			w, err := newEDFWriter(&buf, tc.h)
+			buf, contents := edfTemp(t)
+			w, err := newEDFWriter(buf, tc.h)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,7 +69,7 @@ func TestEDFRoundTrip(t *testing.T) {
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
-			f, err := ReadEDF(bytes.NewReader(buf.b))
+			f, err := ReadEDF(bytes.NewReader(contents()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -110,8 +101,8 @@ func TestEDFRoundTrip(t *testing.T) {
 }
 
 func TestEDFRejectsOverfullRecord(t *testing.T) {
-	var buf seekBuffer
-	w, err := newEDFWriter(&buf, edfHeader{Start: time.Unix(0, 0), Continuous: true, AnnSamples: 16})
+	buf, _ := edfTemp(t)
+	w, err := newEDFWriter(buf, edfHeader{Start: time.Unix(0, 0), Continuous: true, AnnSamples: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,13 +138,13 @@ func TestParseEDFSeconds(t *testing.T) {
 // FuzzReadEDF: the reader must never panic, whatever it is given, and a
 // file it accepts must satisfy what it checks.
 func FuzzReadEDF(f *testing.F) {
-	var buf seekBuffer
+	buf, contents := edfTemp(f)
 	sig := edfSignal{Label: "calf_left", Dimension: "uV", PhysMin: 0, PhysMax: 100, DigMin: -32768, DigMax: 32767, Samples: 2}
-	w, _ := newEDFWriter(&buf, edfHeader{Start: time.Unix(1e9, 0), RecordDur: time.Second, Signals: []edfSignal{sig}, AnnSamples: 32})
+	w, _ := newEDFWriter(buf, edfHeader{Start: time.Unix(1e9, 0), RecordDur: time.Second, Signals: []edfSignal{sig}, AnnSamples: 32})
 	w.writeRecord(0, [][]float64{{1, 2}}, []edfAnnotation{{Onset: time.Second, Duration: -1, Text: "x"}})
 	w.writeRecord(5*time.Second, [][]float64{{3, 4}}, nil)
 	w.Close()
-	f.Add(buf.b)
+	f.Add(contents())
 	if seeds, err := filepath.Glob("testdata/*.edf"); err == nil {
 		for _, s := range seeds {
 			if b, err := os.ReadFile(s); err == nil {
@@ -176,8 +167,8 @@ func FuzzReadEDF(f *testing.F) {
 
 // TestEDFAnnotationDuration: a negative duration means none; 0 is written.
 func TestEDFAnnotationDuration(t *testing.T) {
-	var buf seekBuffer
-	w, err := newEDFWriter(&buf, edfHeader{Start: time.Unix(0, 0), Continuous: true, AnnSamples: 64})
+	buf, contents := edfTemp(t)
+	w, err := newEDFWriter(buf, edfHeader{Start: time.Unix(0, 0), Continuous: true, AnnSamples: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +187,7 @@ func TestEDFAnnotationDuration(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	f, err := ReadEDF(bytes.NewReader(buf.b))
+	f, err := ReadEDF(bytes.NewReader(contents()))
 	if err != nil {
 		t.Fatal(err)
 	}
