@@ -167,19 +167,10 @@ func (c *CSVReader) Rate() float64 { return c.rate }
 // Next fills f with the next frame, reusing its memory. It returns io.EOF
 // after the last frame.
 func (c *CSVReader) Next(f *wire.EMGFrame) error {
-	nch := len(c.channels)
-	f.Rate, f.Unit, f.Seq = c.rate, wire.Microvolt, c.seq
-	f.Channels = append(f.Channels[:0], c.channels...)
-	if cap(f.Data) < nch {
-		f.Data = make([][]float64, nch)
-	}
-	f.Data = f.Data[:nch]
-	for i := range f.Data {
-		f.Data[i] = f.Data[i][:0]
-	}
+	startFrame(f, c.channels, c.rate, c.seq)
 	period := 1e6 / c.rate
 	if c.vals == nil {
-		c.vals = make([]float64, nch)
+		c.vals = make([]float64, len(c.channels))
 	}
 	r := row{vals: c.vals}
 rows:
@@ -225,6 +216,20 @@ rows:
 	}
 	c.seq++
 	return nil
+}
+
+// startFrame readies f, reusing its memory, for the samples of the next
+// frame: header fields set, one empty row per channel.
+func startFrame(f *wire.EMGFrame, channels []wire.Channel, rate float64, seq uint32) {
+	f.Rate, f.Unit, f.Seq = rate, wire.Microvolt, seq
+	f.Channels = append(f.Channels[:0], channels...)
+	if cap(f.Data) < len(channels) {
+		f.Data = make([][]float64, len(channels))
+	}
+	f.Data = f.Data[:len(channels)]
+	for i := range f.Data {
+		f.Data[i] = f.Data[i][:0]
+	}
 }
 
 // readRow parses one data row into vals (reused).

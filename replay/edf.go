@@ -153,16 +153,7 @@ func (e *EDFReader) Header() *edf.Header { return &e.r.Header }
 // Next fills f with the next frame, reusing its memory. It returns io.EOF
 // after the last frame.
 func (e *EDFReader) Next(f *wire.EMGFrame) error {
-	nch := len(e.channels)
-	f.Rate, f.Unit, f.Seq = e.rate, wire.Microvolt, e.seq
-	f.Channels = append(f.Channels[:0], e.channels...)
-	if cap(f.Data) < nch {
-		f.Data = make([][]float64, nch)
-	}
-	f.Data = f.Data[:nch]
-	for i := range f.Data {
-		f.Data[i] = f.Data[i][:0]
-	}
+	startFrame(f, e.channels, e.rate, e.seq)
 	n := 0
 	for n < e.frameN {
 		if e.pos == e.recLen {
